@@ -1,0 +1,1 @@
+//! The checkpoint file format (being written).

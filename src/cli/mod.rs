@@ -1,0 +1,83 @@
+//! Subcommands, output formatting and exit codes: 0 success, 2 bad input (arch, config,
+//! data, checkpoint), 1 anything else.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod info;
+
+/// Builds, trains and scores neural-network candidates for architecture search.
+#[derive(Parser)]
+#[command(name = "naseval", version, about, long_about = None)]
+struct Cli {
+    /// Backend to use: vulkan, metal, dx12, gl or all.
+    #[arg(long, global = true, env = "NASEVAL_BACKEND")]
+    backend: Option<String>,
+    /// Adapter to use: its index in `naseval info` or part of its name.
+    #[arg(long, global = true, env = "NASEVAL_ADAPTER")]
+    adapter: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List GPU adapters and the chosen one's limits.
+    Info(info::Args),
+}
+
+/// A failure and the exit code it maps to.
+pub struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    /// Bad input from the user: exit code 2.
+    pub fn bad_input(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code: 2,
+            error: error.into(),
+        }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self {
+            code: 1,
+            error: e.into(),
+        }
+    }
+}
+
+/// Device options from the global flags (which clap already merged with the environment).
+fn device_options(cli: &Cli) -> Result<naseval::gpu::DeviceOptions, Failure> {
+    let backends = match &cli.backend {
+        Some(b) if !b.is_empty() => {
+            Some(naseval::gpu::parse_backend(b).map_err(Failure::bad_input)?)
+        }
+        _ => None,
+    };
+    Ok(naseval::gpu::DeviceOptions {
+        backends,
+        adapter: cli.adapter.clone(),
+    })
+}
+
+/// Parses arguments, runs the subcommand and maps its outcome to an exit code.
+pub fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Info(args) => device_options(&cli).and_then(|opts| info::run(&opts, args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Dataset readers, preparation and augmentation (being written).

@@ -1,0 +1,1 @@
+//! CPU reference: elementwise (being written).

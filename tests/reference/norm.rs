@@ -1,0 +1,1 @@
+//! CPU reference: norm (being written).

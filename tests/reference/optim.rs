@@ -1,0 +1,1 @@
+//! CPU reference: optim (being written).
