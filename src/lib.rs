@@ -13,3 +13,4 @@ pub mod checkpoint;
 pub mod data;
 pub mod gpu;
 pub mod ops;
+pub mod train;
