@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod info;
+mod summary;
 
 /// Builds, trains and scores neural-network candidates for architecture search.
 #[derive(Parser)]
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// List GPU adapters and the chosen one's limits.
     Info(info::Args),
+    /// Show a candidate's layers, shapes, parameter counts, SHA-1 name and FLOPs (no GPU).
+    Summary(summary::Args),
 }
 
 /// A failure and the exit code it maps to.
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Info(args) => device_options(&cli).and_then(|opts| info::run(&opts, args)),
+        Command::Summary(args) => summary::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
