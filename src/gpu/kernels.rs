@@ -64,8 +64,10 @@ kernels! {
     GlobalAvgPoolBackward => "global_avg_pool_backward.wgsl",
     // Batch normalization.
     BatchNormStats => "batch_norm_stats.wgsl",
+    BatchNormStatsCombine => "batch_norm_stats_combine.wgsl",
     BatchNormForward => "batch_norm_forward.wgsl",
     BatchNormBackwardReduce => "batch_norm_backward_reduce.wgsl",
+    BatchNormBackwardCombine => "batch_norm_backward_combine.wgsl",
     BatchNormBackward => "batch_norm_backward.wgsl",
     // Elementwise and layout.
     ReluForward => "relu_forward.wgsl",
