@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod augment_preview;
 mod info;
 mod summary;
 
@@ -28,6 +29,8 @@ enum Command {
     Info(info::Args),
     /// Show a candidate's layers, shapes, parameter counts, SHA-1 name and FLOPs (no GPU).
     Summary(summary::Args),
+    /// Write a PNG grid of augmented training samples (what the network sees).
+    AugmentPreview(augment_preview::Args),
 }
 
 /// A failure and the exit code it maps to.
@@ -76,6 +79,7 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Info(args) => device_options(&cli).and_then(|opts| info::run(&opts, args)),
         Command::Summary(args) => summary::run(args),
+        Command::AugmentPreview(args) => augment_preview::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

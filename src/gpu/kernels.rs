@@ -44,8 +44,11 @@ macro_rules! kernels {
 kernels! {
     // Convolution (implicit GEMM), NHWC activations, HWIO kernels.
     Conv2dForward => "conv2d_forward.wgsl",
+    Conv2dForwardTiled => "conv2d_forward_tiled.wgsl",
     Conv2dBackwardInput => "conv2d_backward_input.wgsl",
+    Conv2dBackwardInputTiled => "conv2d_backward_input_tiled.wgsl",
     Conv2dBackwardWeight => "conv2d_backward_weight.wgsl",
+    Conv2dBackwardWeightReduce => "conv2d_backward_weight_reduce.wgsl",
     // Matrix multiply: dense layers and 1x1 convolutions.
     MatmulForward => "matmul_forward.wgsl",
     MatmulBackwardInput => "matmul_backward_input.wgsl",
