@@ -6,7 +6,6 @@ mod common;
 #[allow(unused)]
 mod reference;
 
-
 use common::*;
 use naseval::gpu::Gpu;
 use naseval::ops::norm::{self, BatchNormShape, CHUNK_ROWS};

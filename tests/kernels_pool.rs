@@ -5,7 +5,6 @@ mod common;
 #[allow(unused)]
 mod reference;
 
-
 use common::*;
 use naseval::gpu::{Gpu, Tensor};
 use naseval::ops::Padding;

@@ -40,8 +40,10 @@ pub fn run(opts: &DeviceOptions, args: &Args) -> Result<(), Failure> {
         ),
     ];
     if args.json {
-        let limits: serde_json::Map<_, _> =
-            limits.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect();
+        let limits: serde_json::Map<_, _> = limits
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+            .collect();
         let obj = serde_json::json!({
             "adapters": adapters,
             "chosen": gpu.adapter,

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod augment_preview;
+mod bench;
 mod info;
+mod inspect;
 mod summary;
 
 /// Builds, trains and scores neural-network candidates for architecture search.
@@ -31,6 +33,10 @@ enum Command {
     Summary(summary::Args),
     /// Write a PNG grid of augmented training samples (what the network sees).
     AugmentPreview(augment_preview::Args),
+    /// Print a checkpoint's tree (like h5ls -r) and its model summary.
+    Inspect(inspect::Args),
+    /// Time every kernel on HiveNAS's shapes against the device's matmul ceiling.
+    Bench(bench::Args),
 }
 
 /// A failure and the exit code it maps to.
@@ -80,6 +86,8 @@ pub fn main() -> ExitCode {
         Command::Info(args) => device_options(&cli).and_then(|opts| info::run(&opts, args)),
         Command::Summary(args) => summary::run(args),
         Command::AugmentPreview(args) => augment_preview::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Bench(args) => device_options(&cli).and_then(|opts| bench::run(&opts, args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

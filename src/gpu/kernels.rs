@@ -51,8 +51,12 @@ kernels! {
     Conv2dBackwardWeightReduce => "conv2d_backward_weight_reduce.wgsl",
     // Matrix multiply: dense layers and 1x1 convolutions.
     MatmulForward => "matmul_forward.wgsl",
+    MatmulForwardVec4 => "matmul_forward_vec4.wgsl",
+    MatmulForwardTiled => "matmul_forward_tiled.wgsl",
     MatmulBackwardInput => "matmul_backward_input.wgsl",
+    MatmulBackwardInputTiled => "matmul_backward_input_tiled.wgsl",
     MatmulBackwardWeight => "matmul_backward_weight.wgsl",
+    MatmulSumPartials => "matmul_sum_partials.wgsl",
     BiasBackward => "bias_backward.wgsl",
     // Depthwise convolution, multiplier 1.
     DepthwiseForward => "depthwise_forward.wgsl",

@@ -59,7 +59,11 @@ pub fn momentum_record(val_accuracy: &[f64]) -> Vec<(f64, f64)> {
                 a
             } else {
                 let den = val_accuracy[e - 1] - val_accuracy[e - 2];
-                if den == 0.0 { 0.0 } else { (a - val_accuracy[e - 1]) / den }
+                if den == 0.0 {
+                    0.0
+                } else {
+                    (a - val_accuracy[e - 1]) / den
+                }
             };
             (a, mu)
         })

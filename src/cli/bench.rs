@@ -1,0 +1,58 @@
+//! `naseval bench`: kernel timings on HiveNAS's shapes, with the matmul ceiling.
+
+use naseval::bench;
+use naseval::gpu::{DeviceOptions, Gpu};
+
+use super::Failure;
+
+/// Flags of `naseval bench`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print one JSON array of measurements instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Only kernels or shapes containing this text (the ceiling is always measured).
+    #[arg(long)]
+    filter: Option<String>,
+    /// Batch size of the shapes (HiveNAS trains at 128; smaller runs faster on CPU drivers).
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Timed repetitions per case (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+}
+
+pub fn run(opts: &DeviceOptions, args: &Args) -> Result<(), Failure> {
+    if args.batch == 0 || args.reps == 0 {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "--batch and --reps must be at least 1"
+        )));
+    }
+    let gpu = Gpu::new(opts)?;
+    if !args.json {
+        eprintln!("device: {} ({})", gpu.adapter.name, gpu.adapter.backend);
+        println!(
+            "{:<26} {:<36} {:>10} {:>9} {:>8} {:>8}",
+            "kernel", "shape", "ms", "GFLOP/s", "GB/s", "ratio"
+        );
+    }
+    let json = args.json;
+    let fmt = |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |v| format!("{v:.prec$}"));
+    let results = bench::run(&gpu, args.batch, args.reps, args.filter.as_deref(), |m| {
+        if !json {
+            println!(
+                "{:<26} {:<36} {:>10.3} {:>9} {:>8.2} {:>8}",
+                m.kernel,
+                m.shape,
+                m.ms,
+                fmt(m.gflops, 2),
+                m.gbps,
+                fmt(m.ratio_to_ceiling, 2)
+            );
+        }
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
+    Ok(())
+}
