@@ -9,6 +9,7 @@ mod augment_preview;
 mod bench;
 mod info;
 mod inspect;
+mod run;
 mod summary;
 
 /// Builds, trains and scores neural-network candidates for architecture search.
@@ -27,6 +28,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build a candidate from op names, train it, and report its fitness (test accuracy).
+    Evaluate(run::EvaluateArgs),
+    /// Train a candidate (fresh, or continuing a checkpoint) for full_train_epochs.
+    FullTrain(run::FullTrainArgs),
+    /// Continue training an evaluation's checkpoint for N more epochs.
+    Momentum(run::MomentumArgs),
     /// List GPU adapters and the chosen one's limits.
     Info(info::Args),
     /// Show a candidate's layers, shapes, parameter counts, SHA-1 name and FLOPs (no GPU).
@@ -83,6 +90,9 @@ pub fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Evaluate(args) => device_options(&cli).and_then(|o| run::evaluate(&o, args)),
+        Command::FullTrain(args) => device_options(&cli).and_then(|o| run::full_train(&o, args)),
+        Command::Momentum(args) => device_options(&cli).and_then(|o| run::momentum(&o, args)),
         Command::Info(args) => device_options(&cli).and_then(|opts| info::run(&opts, args)),
         Command::Summary(args) => summary::run(args),
         Command::AugmentPreview(args) => augment_preview::run(args),
@@ -92,7 +102,15 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("error: {:#}", f.error);
+            // Most messages already quote their cause; add only causes not yet said.
+            let mut msg = f.error.to_string();
+            for cause in f.error.chain().skip(1) {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    msg = format!("{msg}: {c}");
+                }
+            }
+            eprintln!("error: {msg}");
             ExitCode::from(f.code)
         }
     }

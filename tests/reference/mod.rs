@@ -8,6 +8,7 @@ pub mod depthwise;
 pub mod elementwise;
 pub mod loss;
 pub mod matmul;
+pub mod network;
 pub mod norm;
 pub mod optim;
 pub mod pool;
