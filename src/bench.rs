@@ -51,19 +51,136 @@ pub struct Built {
     _tensors: Vec<Tensor>,
 }
 
-fn tensor(gpu: &Gpu, shape: &[usize], seed: u32) -> Result<Tensor, GpuError> {
-    // A cheap deterministic fill in [-1, 1): benchmark data only needs to be finite.
+/// What a case's tensor starts with, and how it counts toward the compulsory bytes.
+#[derive(Clone, Copy)]
+enum Fill {
+    /// Read once: values in [-1, 1).
+    In,
+    /// Read once: values in (0, 1] (variances, the learning rate).
+    Pos,
+    /// Read once: u32 values below the bound (labels, the dropout step).
+    U32(u32),
+    /// Written once; starts with whatever the buffer pool held.
+    Out,
+    /// Read and written once each (in-place updates).
+    InOut,
+    /// Only used to set up the timed kernel's inputs (a forward before its backward); not
+    /// counted.
+    Setup,
+}
+
+/// Runs a case's kernel on the tensors made from its specs, in their order.
+type Make = dyn Fn(&Gpu, &[Tensor]) -> Result<Program, GpuError>;
+
+fn fill(gpu: &Gpu, shape: &[usize], how: Fill, seed: u32) -> Result<Tensor, GpuError> {
+    // A cheap deterministic xorshift fill: benchmark data only needs to be finite.
     let n: usize = shape.iter().product();
     let mut s = seed.wrapping_mul(2_654_435_761).max(1);
-    let data: Vec<f32> = (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s as f32 / u32::MAX as f32) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::from_f32(gpu, shape, &data)
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        s
+    };
+    let unit = |v: u32| v as f32 / u32::MAX as f32;
+    match how {
+        Fill::Out => Tensor::new(gpu, shape),
+        Fill::U32(bound) => {
+            let data: Vec<u32> = (0..n).map(|_| next() % bound.max(1)).collect();
+            Tensor::from_u32(gpu, shape, &data)
+        }
+        Fill::Pos => {
+            let data: Vec<f32> = (0..n).map(|_| unit(next()).max(1e-3)).collect();
+            Tensor::from_f32(gpu, shape, &data)
+        }
+        Fill::In | Fill::InOut | Fill::Setup => {
+            let data: Vec<f32> = (0..n).map(|_| unit(next()) * 2.0 - 1.0).collect();
+            Tensor::from_f32(gpu, shape, &data)
+        }
+    }
+}
+
+/// The cases on one shape: its name, and the FLOPs of its compute-bound kernels.
+struct On {
+    shape: String,
+    flops: f64,
+}
+
+impl On {
+    fn new(shape: String, flops: f64) -> Self {
+        Self { shape, flops }
+    }
+
+    fn memory_bound(shape: String) -> Self {
+        Self::new(shape, 0.0)
+    }
+
+    /// A case doing the shape's FLOPs (GFLOP/s and the ratio to the ceiling count).
+    fn compute(
+        &self,
+        kernel: &'static str,
+        specs: &[(&[usize], Fill)],
+        make: impl Fn(&Gpu, &[Tensor]) -> Result<Program, GpuError> + 'static,
+    ) -> Case {
+        Self::case(
+            kernel,
+            self.shape.clone(),
+            self.flops,
+            specs,
+            Box::new(make),
+        )
+    }
+
+    /// A memory-bound case (GB/s only).
+    fn memory(
+        &self,
+        kernel: &'static str,
+        specs: &[(&[usize], Fill)],
+        make: impl Fn(&Gpu, &[Tensor]) -> Result<Program, GpuError> + 'static,
+    ) -> Case {
+        Self::case(kernel, self.shape.clone(), 0.0, specs, Box::new(make))
+    }
+
+    /// A case whose tensors are made from `specs` (shape and fill, in the order `make`
+    /// takes them); the compulsory bytes follow from the specs.
+    fn case(
+        kernel: &'static str,
+        shape: String,
+        flops: f64,
+        specs: &[(&[usize], Fill)],
+        make: Box<Make>,
+    ) -> Case {
+        let specs: Vec<(Vec<usize>, Fill)> = specs.iter().map(|(s, f)| (s.to_vec(), *f)).collect();
+        let bytes = specs
+            .iter()
+            .map(|(s, f)| {
+                let touches = match f {
+                    Fill::Setup => 0,
+                    Fill::InOut => 2,
+                    _ => 1,
+                };
+                4.0 * (touches * s.iter().product::<usize>()) as f64
+            })
+            .sum();
+        Case {
+            kernel,
+            shape,
+            flops,
+            bytes,
+            build: Box::new(move |gpu| {
+                let tensors = specs
+                    .iter()
+                    .zip(1..)
+                    .map(|((s, f), seed)| fill(gpu, s, *f, seed))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let program = make(gpu, &tensors)?;
+                Ok(Built {
+                    program,
+                    _tensors: tensors,
+                })
+            }),
+        }
+    }
 }
 
 fn conv_shape(n: usize, hw: usize, c: usize, k: usize, ks: usize) -> ops::conv::Conv2dShape {
@@ -83,107 +200,93 @@ fn conv_shape(n: usize, hw: usize, c: usize, k: usize, ks: usize) -> ops::conv::
 /// The matmul whose GFLOP/s is the ceiling: 1024 x 1024 x 1024.
 pub fn ceiling_case() -> Case {
     let m = 1024;
-    Case {
-        kernel: "matmul_forward",
-        shape: "1024x1024x1024 (ceiling)".into(),
-        flops: 2.0 * (m * m * m) as f64,
-        bytes: 4.0 * (3 * m * m) as f64,
-        build: Box::new(move |gpu| {
-            let (x, w) = (tensor(gpu, &[m, m], 1)?, tensor(gpu, &[m, m], 2)?);
-            let (b, y) = (Tensor::zeros(gpu, &[m])?, Tensor::new(gpu, &[m, m])?);
-            let program = ops::matmul::matmul_forward(gpu, m, m, m, &x, &w, &b, &y)?;
-            Ok(Built {
-                program,
-                _tensors: vec![x, w, b, y],
-            })
-        }),
-    }
+    let specs: [(&[usize], Fill); 4] = [
+        (&[m, m], Fill::In),
+        (&[m, m], Fill::In),
+        (&[m], Fill::In),
+        (&[m, m], Fill::Out),
+    ];
+    On::new(
+        "1024x1024x1024 (ceiling)".into(),
+        ops::matmul::matmul_flops(m, m, m),
+    )
+    .compute("matmul_forward", &specs, move |g, t| {
+        ops::matmul::matmul_forward(g, m, m, m, &t[0], &t[1], &t[2], &t[3])
+    })
 }
 
 /// Every case at batch `n` (HiveNAS trains at 128).
 pub fn cases(n: usize) -> Vec<Case> {
+    use Fill::{In, InOut, Out, Pos, Setup, U32};
+    use ops::{conv, depthwise as dw, elementwise as ew, loss, matmul as mm, norm, optim, pool};
     let mut out = Vec::new();
+
     // Convolutions where HiveNAS's cells put them: 32->64 at full size, 64->128 after one
     // 2x2 reduction, 128->256 after two; 28x28 for MNIST-sized inputs.
-    let conv_shapes = [(32, 32, 64), (28, 32, 64), (16, 64, 128), (8, 128, 256)];
-    for (hw, c, k) in conv_shapes {
+    for (hw, c, k) in [(32, 32, 64), (28, 32, 64), (16, 64, 128), (8, 128, 256)] {
         for ks in [3, 5] {
             let s = conv_shape(n, hw, c, k, ks);
-            let name = format!("n{n} {hw}x{hw} c{c}->{k} k{ks} s1 same");
-            let (xs, ys, ws) = ([n, hw, hw, c], [n, hw, hw, k], [ks, ks, c, k]);
-            let io = 4.0 * (n * hw * hw * (c + k) + ks * ks * c * k) as f64;
-            out.push(Case {
-                kernel: "conv2d_forward",
-                shape: name.clone(),
-                flops: s.flops(),
-                bytes: io,
-                build: Box::new(move |gpu| {
-                    let (x, w) = (tensor(gpu, &xs, 1)?, tensor(gpu, &ws, 2)?);
-                    let (b, y) = (tensor(gpu, &[k], 3)?, Tensor::new(gpu, &ys)?);
-                    let program = ops::conv::conv2d_forward(gpu, &s, &x, &w, &b, &y)?;
-                    Ok(Built {
-                        program,
-                        _tensors: vec![x, w, b, y],
-                    })
-                }),
-            });
-            out.push(Case {
-                kernel: "conv2d_backward_input",
-                shape: name.clone(),
-                flops: s.flops(),
-                bytes: io,
-                build: Box::new(move |gpu| {
-                    let (dy, w) = (tensor(gpu, &ys, 1)?, tensor(gpu, &ws, 2)?);
-                    let dx = Tensor::new(gpu, &xs)?;
-                    let program = ops::conv::conv2d_backward_input(gpu, &s, &dy, &w, &dx)?;
-                    Ok(Built {
-                        program,
-                        _tensors: vec![dy, w, dx],
-                    })
-                }),
-            });
-            out.push(Case {
-                kernel: "conv2d_backward_weight",
-                shape: name,
-                flops: s.flops(),
-                bytes: io,
-                build: Box::new(move |gpu| {
-                    let (x, dy) = (tensor(gpu, &xs, 1)?, tensor(gpu, &ys, 2)?);
-                    let dw = Tensor::new(gpu, &ws)?;
-                    let program = ops::conv::conv2d_backward_weight(gpu, &s, &x, &dy, &dw)?;
-                    Ok(Built {
-                        program,
-                        _tensors: vec![x, dy, dw],
-                    })
-                }),
-            });
+            let on = On::new(format!("n{n} {hw}x{hw} c{c}->{k} k{ks} s1 same"), s.flops());
+            let (x, y, w): (&[usize], &[usize], &[usize]) =
+                (&[n, hw, hw, c], &[n, hw, hw, k], &[ks, ks, c, k]);
+            out.extend([
+                on.compute(
+                    "conv2d_forward",
+                    &[(x, In), (w, In), (&[k], In), (y, Out)],
+                    move |g, t| conv::conv2d_forward(g, &s, &t[0], &t[1], &t[2], &t[3]),
+                ),
+                on.compute(
+                    "conv2d_backward_input",
+                    &[(y, In), (w, In), (x, Out)],
+                    move |g, t| conv::conv2d_backward_input(g, &s, &t[0], &t[1], &t[2]),
+                ),
+                on.compute(
+                    "conv2d_backward_weight",
+                    &[(x, In), (y, In), (w, Out)],
+                    move |g, t| conv::conv2d_backward_weight(g, &s, &t[0], &t[1], &t[2]),
+                ),
+            ]);
         }
     }
 
-    // Pointwise (1x1) convolutions of the separable ops run as matrix multiplies.
-    for (hw, c, k) in [(32, 32, 64), (16, 64, 128)] {
-        let m = n * hw * hw;
-        out.push(Case {
-            kernel: "matmul_forward",
-            shape: format!("pointwise n{n} {hw}x{hw} c{c}->{k}"),
-            flops: 2.0 * (m * c * k) as f64,
-            bytes: 4.0 * (m * (c + k) + c * k) as f64,
-            build: Box::new(move |gpu| {
-                let (x, w) = (tensor(gpu, &[m, c], 1)?, tensor(gpu, &[c, k], 2)?);
-                let (b, y) = (tensor(gpu, &[k], 3)?, Tensor::new(gpu, &[m, k])?);
-                let program = ops::matmul::matmul_forward(gpu, m, c, k, &x, &w, &b, &y)?;
-                Ok(Built {
-                    program,
-                    _tensors: vec![x, w, b, y],
-                })
+    // Pointwise (1x1) convolutions of the separable ops and the residual cells run as
+    // matrix multiplies over N*H*W rows; the dense head maps the pooled channels to 10
+    // classes.
+    let pointwise = [(32, 32, 64), (16, 64, 128), (8, 128, 256)].map(|(hw, c, k)| {
+        let name = format!("pointwise n{n} {hw}x{hw} c{c}->{k}");
+        (n * hw * hw, c, k, name)
+    });
+    let head = (n, 256, 10, format!("dense head n{n} 256->10"));
+    for (m, c, k, name) in pointwise.into_iter().chain([head]) {
+        let on = On::new(name, mm::matmul_flops(m, c, k));
+        let (x, y, w): (&[usize], &[usize], &[usize]) = (&[m, c], &[m, k], &[c, k]);
+        out.extend([
+            on.compute(
+                "matmul_forward",
+                &[(x, In), (w, In), (&[k], In), (y, Out)],
+                move |g, t| mm::matmul_forward(g, m, c, k, &t[0], &t[1], &t[2], &t[3]),
+            ),
+            on.compute(
+                "matmul_backward_input",
+                &[(y, In), (w, In), (x, Out)],
+                move |g, t| mm::matmul_backward_input(g, m, c, k, &t[0], &t[1], &t[2]),
+            ),
+            on.compute(
+                "matmul_backward_weight",
+                &[(x, In), (y, In), (w, Out)],
+                move |g, t| mm::matmul_backward_weight(g, m, c, k, &t[0], &t[1], &t[2]),
+            ),
+            // The bias gradient of a convolution or dense layer: a column sum of dy.
+            on.memory("bias_backward", &[(y, In), (&[k], Out)], move |g, t| {
+                mm::bias_backward(g, m, k, &t[0], &t[1])
             }),
-        });
+        ]);
     }
 
     // Depthwise convolutions of the separable ops.
     for (hw, c) in [(32, 32), (32, 64), (16, 128)] {
         for ks in [3, 5] {
-            let s = ops::depthwise::DepthwiseShape {
+            let s = dw::DepthwiseShape {
                 n,
                 h: hw,
                 w: hw,
@@ -193,99 +296,244 @@ pub fn cases(n: usize) -> Vec<Case> {
                 stride: 1,
                 padding: Padding::Same,
             };
-            let xs = [n, hw, hw, c];
-            out.push(Case {
-                kernel: "depthwise_forward",
-                shape: format!("n{n} {hw}x{hw} c{c} k{ks}"),
-                flops: s.flops(),
-                bytes: 4.0 * (2 * n * hw * hw * c + ks * ks * c) as f64,
-                build: Box::new(move |gpu| {
-                    let (x, w) = (tensor(gpu, &xs, 1)?, tensor(gpu, &[ks, ks, c], 2)?);
-                    let y = Tensor::new(gpu, &xs)?;
-                    let program = ops::depthwise::depthwise_forward(gpu, &s, &x, &w, &y)?;
-                    Ok(Built {
-                        program,
-                        _tensors: vec![x, w, y],
-                    })
-                }),
-            });
+            let on = On::new(format!("n{n} {hw}x{hw} c{c} k{ks}"), s.flops());
+            let (x, w): (&[usize], &[usize]) = (&[n, hw, hw, c], &[ks, ks, c]);
+            out.extend([
+                on.compute(
+                    "depthwise_forward",
+                    &[(x, In), (w, In), (x, Out)],
+                    move |g, t| dw::depthwise_forward(g, &s, &t[0], &t[1], &t[2]),
+                ),
+                on.compute(
+                    "depthwise_backward_input",
+                    &[(x, In), (w, In), (x, Out)],
+                    move |g, t| dw::depthwise_backward_input(g, &s, &t[0], &t[1], &t[2]),
+                ),
+                on.compute(
+                    "depthwise_backward_weight",
+                    &[(x, In), (x, In), (w, Out)],
+                    move |g, t| dw::depthwise_backward_weight(g, &s, &t[0], &t[1], &t[2]),
+                ),
+            ]);
         }
     }
 
-    // Memory-bound kernels: GB/s is their figure.
-    let (hw, c) = (32, 32);
-    let m = n * hw * hw;
-    out.push(Case {
-        kernel: "batch_norm_train_forward",
-        shape: format!("n{n} {hw}x{hw} c{c}"),
-        flops: 0.0,
-        bytes: 4.0 * (2 * m * c) as f64,
-        build: Box::new(move |gpu| {
-            let s = ops::norm::BatchNormShape { m, c };
-            let x = tensor(gpu, &[m, c], 1)?;
-            let (g, b) = (
-                Tensor::from_f32(gpu, &[c], &vec![1.0; c])?,
-                Tensor::zeros(gpu, &[c])?,
-            );
-            let (mm, mv) = (
-                Tensor::zeros(gpu, &[c])?,
-                Tensor::from_f32(gpu, &[c], &vec![1.0; c])?,
-            );
-            let (sm, si, y) = (
-                Tensor::new(gpu, &[c])?,
-                Tensor::new(gpu, &[c])?,
-                Tensor::new(gpu, &[m, c])?,
-            );
-            let program = ops::norm::batch_norm_train_forward(
-                gpu, &s, 0.9, 1e-5, &x, &g, &b, &mm, &mv, &sm, &si, &y,
-            )?;
-            Ok(Built {
-                program,
-                _tensors: vec![x, g, b, mm, mv, sm, si, y],
-            })
+    // Memory-bound kernels from here on: GB/s is their figure.
+
+    // Pools: the 3x3 stride-1 pooling ops, and the 2x2 stride-2 reduction after a cell.
+    for (size, stride, hw, c) in [(3, 1, 32, 32), (2, 2, 32, 64)] {
+        let s = pool::PoolShape {
+            n,
+            h: hw,
+            w: hw,
+            c,
+            size,
+            stride,
+            padding: Padding::Same,
+        };
+        let on = On::memory_bound(format!("n{n} {hw}x{hw} c{c} {size}x{size} s{stride} same"));
+        let (x, y): (&[usize], &[usize]) = (&[n, hw, hw, c], &[n, s.out_h(), s.out_w(), c]);
+        out.extend([
+            on.memory(
+                "max_pool_forward",
+                &[(x, In), (y, Out), (y, Out)],
+                move |g, t| pool::max_pool_forward(g, &s, &t[0], &t[1], &t[2]),
+            ),
+            // The forward runs once first so that the argmax is real.
+            on.memory(
+                "max_pool_backward",
+                &[(x, Setup), (y, Setup), (y, In), (y, In), (x, Out)],
+                move |g, t| {
+                    let forward = pool::max_pool_forward(g, &s, &t[0], &t[1], &t[3])?;
+                    g.submit(&[&forward]);
+                    g.wait()?;
+                    pool::max_pool_backward(g, &s, &t[2], &t[3], &t[4])
+                },
+            ),
+            on.memory("avg_pool_forward", &[(x, In), (y, Out)], move |g, t| {
+                pool::avg_pool_forward(g, &s, &t[0], &t[1])
+            }),
+            on.memory("avg_pool_backward", &[(y, In), (x, Out)], move |g, t| {
+                pool::avg_pool_backward(g, &s, &t[0], &t[1])
+            }),
+        ]);
+    }
+    for (hw, c) in [(32, 64), (8, 256)] {
+        let on = On::memory_bound(format!("n{n} {hw}x{hw} c{c}"));
+        let (x, y): (&[usize], &[usize]) = (&[n, hw, hw, c], &[n, c]);
+        out.extend([
+            on.memory(
+                "global_avg_pool_forward",
+                &[(x, In), (y, Out)],
+                move |g, t| pool::global_avg_pool_forward(g, n, hw, hw, c, &t[0], &t[1]),
+            ),
+            on.memory(
+                "global_avg_pool_backward",
+                &[(y, In), (x, Out)],
+                move |g, t| pool::global_avg_pool_backward(g, n, hw, hw, c, &t[0], &t[1]),
+            ),
+        ]);
+    }
+
+    // Batch norm after the stem and after a 32->64 convolution.
+    for (hw, c) in [(32, 32), (32, 64)] {
+        let s = norm::BatchNormShape { m: n * hw * hw, c };
+        let on = On::memory_bound(format!("n{n} {hw}x{hw} c{c}"));
+        let (x, v): (&[usize], &[usize]) = (&[s.m, c], &[c]);
+        out.extend([
+            on.memory(
+                "batch_norm_train_forward",
+                &[
+                    (x, In),
+                    (v, Pos),
+                    (v, In),
+                    (v, InOut),
+                    (v, InOut),
+                    (v, Out),
+                    (v, Out),
+                    (x, Out),
+                ],
+                move |g, t| {
+                    let [x, gamma, beta, mean, var, saved_mean, saved_invstd, y] = t else {
+                        unreachable!("eight tensors")
+                    };
+                    norm::batch_norm_train_forward(
+                        g,
+                        &s,
+                        0.9,
+                        1e-5,
+                        x,
+                        gamma,
+                        beta,
+                        mean,
+                        var,
+                        saved_mean,
+                        saved_invstd,
+                        y,
+                    )
+                },
+            ),
+            on.memory(
+                "batch_norm_infer_forward",
+                &[(x, In), (v, Pos), (v, In), (v, In), (v, Pos), (x, Out)],
+                move |g, t| {
+                    let (x, gamma, beta, mean, var, y) = (&t[0], &t[1], &t[2], &t[3], &t[4], &t[5]);
+                    norm::batch_norm_infer_forward(g, &s, 1e-5, x, gamma, beta, mean, var, y)
+                },
+            ),
+            on.memory(
+                "batch_norm_backward",
+                &[
+                    (x, In),
+                    (x, In),
+                    (v, Pos),
+                    (v, In),
+                    (v, Pos),
+                    (x, Out),
+                    (v, Out),
+                    (v, Out),
+                ],
+                move |g, t| {
+                    let [x, dy, gamma, mean, invstd, dx, dgamma, dbeta] = t else {
+                        unreachable!("eight tensors")
+                    };
+                    norm::batch_norm_backward(g, &s, x, dy, gamma, mean, invstd, dx, dgamma, dbeta)
+                },
+            ),
+        ]);
+    }
+
+    // Elementwise kernels on the activations of the stem and of a 32->64 convolution.
+    for c in [32, 64] {
+        let on = On::memory_bound(format!("n{n} 32x32 c{c}"));
+        let x: &[usize] = &[n, 32, 32, c];
+        let (rate, seed) = (0.15, 7);
+        out.extend([
+            on.memory("relu_forward", &[(x, In), (x, Out)], |g, t| {
+                ew::relu_forward(g, &t[0], &t[1])
+            }),
+            on.memory("relu_backward", &[(x, In), (x, In), (x, Out)], |g, t| {
+                ew::relu_backward(g, &t[0], &t[1], &t[2])
+            }),
+            on.memory("add_forward", &[(x, In), (x, In), (x, Out)], |g, t| {
+                ew::add_forward(g, &t[0], &t[1], &t[2])
+            }),
+            on.memory("accumulate", &[(x, In), (x, InOut)], |g, t| {
+                ew::accumulate(g, &t[0], &t[1])
+            }),
+            on.memory(
+                "dropout_forward",
+                &[(&[1], U32(1)), (x, In), (x, Out)],
+                move |g, t| ew::dropout_forward(g, rate, seed, &t[0], &t[1], &t[2]),
+            ),
+            on.memory(
+                "dropout_backward",
+                &[(&[1], U32(1)), (x, In), (x, Out)],
+                move |g, t| ew::dropout_backward(g, rate, seed, &t[0], &t[1], &t[2]),
+            ),
+        ]);
+    }
+
+    // The residual cells' concatenation of the cell input and the block output.
+    for (hw, c1, c2) in [(32, 32, 64), (16, 64, 128)] {
+        let m = n * hw * hw;
+        let on = On::memory_bound(format!("n{n} {hw}x{hw} c{c1}+{c2}"));
+        let (a, b, z): (&[usize], &[usize], &[usize]) = (&[m, c1], &[m, c2], &[m, c1 + c2]);
+        out.extend([
+            on.memory(
+                "concat_forward",
+                &[(a, In), (b, In), (z, Out)],
+                move |g, t| ew::concat_forward(g, m, c1, c2, &t[0], &t[1], &t[2]),
+            ),
+            on.memory(
+                "concat_backward",
+                &[(z, In), (a, Out), (b, Out)],
+                move |g, t| ew::concat_backward(g, m, c1, c2, &t[0], &t[1], &t[2]),
+            ),
+        ]);
+    }
+
+    // The loss on 10 classes, and the per-batch metrics sum.
+    let classes = 10;
+    let (logits, rows): (&[usize], &[usize]) = (&[n, classes], &[n]);
+    let on = On::memory_bound(format!("n{n} x {classes}"));
+    out.extend([
+        on.memory(
+            "softmax_xent_forward",
+            &[
+                (logits, In),
+                (rows, U32(classes as u32)),
+                (logits, Out),
+                (rows, Out),
+                (rows, Out),
+            ],
+            move |g, t| {
+                loss::softmax_xent_forward(g, n, classes, &t[0], &t[1], &t[2], &t[3], &t[4])
+            },
+        ),
+        On::memory_bound(format!("n{n}, 8 L2 terms")).memory(
+            "metrics_accumulate",
+            &[(rows, In), (rows, In), (&[8], In), (&[4], InOut)],
+            move |g, t| loss::metrics_accumulate(g, n, &t[0], &t[1], &t[2], &t[3]),
+        ),
+    ]);
+
+    // Regularization and the optimizer on a 3x3 64->128 kernel.
+    let w: &[usize] = &[3, 3, 64, 128];
+    let on = On::memory_bound("w 3x3x64x128".into());
+    out.extend([
+        on.memory("l2_loss", &[(w, In), (&[1], Out)], |g, t| {
+            optim::l2_loss(g, 1e-4, &t[0], &t[1], 0)
         }),
-    });
-    out.push(Case {
-        kernel: "max_pool_forward",
-        shape: format!("n{n} {hw}x{hw} c{c} 3x3 s1 same"),
-        flops: 0.0,
-        bytes: 4.0 * (3 * m * c) as f64,
-        build: Box::new(move |gpu| {
-            let s = ops::pool::PoolShape {
-                n,
-                h: hw,
-                w: hw,
-                c,
-                size: 3,
-                stride: 1,
-                padding: Padding::Same,
-            };
-            let x = tensor(gpu, &[n, hw, hw, c], 1)?;
-            let (y, arg) = (
-                Tensor::new(gpu, &[n, hw, hw, c])?,
-                Tensor::new(gpu, &[n, hw, hw, c])?,
-            );
-            let program = ops::pool::max_pool_forward(gpu, &s, &x, &y, &arg)?;
-            Ok(Built {
-                program,
-                _tensors: vec![x, y, arg],
-            })
+        on.memory("l2_backward", &[(w, In), (w, InOut)], |g, t| {
+            optim::l2_backward(g, 1e-4, &t[0], &t[1])
         }),
-    });
-    out.push(Case {
-        kernel: "relu_forward",
-        shape: format!("n{n} {hw}x{hw} c{c}"),
-        flops: 0.0,
-        bytes: 4.0 * (2 * m * c) as f64,
-        build: Box::new(move |gpu| {
-            let (x, y) = (tensor(gpu, &[m, c], 1)?, Tensor::new(gpu, &[m, c])?);
-            let program = ops::elementwise::relu_forward(gpu, &x, &y)?;
-            Ok(Built {
-                program,
-                _tensors: vec![x, y],
-            })
-        }),
-    });
+        on.memory(
+            "sgd_update",
+            &[(&[1], Pos), (w, InOut), (w, InOut), (w, In)],
+            |g, t| optim::sgd_update(g, 0.9, true, &t[0], &t[1], &t[2], &t[3]),
+        ),
+    ]);
     out
 }
 

@@ -41,7 +41,7 @@ pub fn run(opts: &DeviceOptions, args: &Args) -> Result<(), Failure> {
     let results = bench::run(&gpu, args.batch, args.reps, args.filter.as_deref(), |m| {
         if !json {
             println!(
-                "{:<26} {:<36} {:>10.3} {:>9} {:>8.2} {:>8}",
+                "{:<26} {:<36} {:>10.3} {:>9} {:>8.3} {:>8}",
                 m.kernel,
                 m.shape,
                 m.ms,
