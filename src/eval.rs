@@ -15,7 +15,7 @@ use crate::arch::{Arch, ArchConfig, Plan};
 use crate::checkpoint::{self, ModelCheckpoint};
 use crate::config::EvalConfig;
 use crate::data::{self, AugmentConfig, Augmenter, LoadOptions, Prepared};
-use crate::gpu::{DeviceOptions, Gpu};
+use crate::gpu::{DeviceOptions, Gpu, Profile};
 use crate::graph::{NamedArray, Network, OptimizerConfig};
 use crate::train::{self, Event, FitSettings, LrSchedule, TrainState};
 
@@ -72,11 +72,17 @@ pub struct NasEval {
     arch_config: ArchConfig,
     observer: Box<dyn FnMut(Event<'_>)>,
     last_arch: Option<Arch>,
+    /// When `new` began, for the time-to-first-step log line.
+    created: Instant,
+    first_step_logged: bool,
+    /// `Some` while profiling: what every run so far measured.
+    profile: Option<Profile>,
 }
 
 impl NasEval {
     /// Loads and prepares the dataset and acquires the device.
     pub fn new(config: EvalConfig, device: &DeviceOptions) -> Result<Self, Error> {
+        let created = Instant::now();
         config.validate()?;
         let dataset_name = (!config.dataset.is_empty()).then_some(config.dataset.as_str());
         let opts = LoadOptions {
@@ -92,7 +98,12 @@ impl NasEval {
             AugmentConfig::none()
         };
         let augmenter = data.augmenter(&aug)?;
+        let data_seconds = created.elapsed().as_secs_f64();
         let gpu = Gpu::new(device)?;
+        log::info!(
+            "start-up: dataset ready in {data_seconds:.2} s, device in {:.2} s more",
+            created.elapsed().as_secs_f64() - data_seconds
+        );
         log::info!(
             "dataset {} ({} train, {} validation, {} test, {:?}), device {}",
             data.source,
@@ -110,7 +121,23 @@ impl NasEval {
             augmenter,
             observer: Box::new(|_| {}),
             last_arch: None,
+            created,
+            first_step_logged: false,
+            profile: None,
         })
+    }
+
+    /// Turns profiling of the following runs on or off: each network times its kernels
+    /// on the GPU and its steps on the host (see [`Network::enable_profiling`]), and
+    /// [`NasEval::profile`] sums what all runs measured. Turning it on clears the sum.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(Profile::default);
+    }
+
+    /// What profiling measured over the runs since [`NasEval::set_profiling`]; `None` when
+    /// profiling is off.
+    pub fn profile(&self) -> Option<&Profile> {
+        self.profile.as_ref()
     }
 
     /// Receives progress events (the CLI draws its bars from them).
@@ -201,7 +228,11 @@ impl NasEval {
         let path = self.weights_dir().join(self.weights_filename(arch));
         if resume && path.exists() {
             let ck = ModelCheckpoint::load(&path)?;
+            // A finished evaluation (tested, so it stores test metrics) is not continued,
+            // even when ACT stopped it before the planned epochs.
+            let unfinished = ck.last_metrics.get("test_accuracy").is_none();
             if ck.config == self.settings_json()
+                && unfinished
                 && (ck.epochs_trained as usize) < self.config.epochs
             {
                 state = restore(&mut net, &ck)?;
@@ -413,7 +444,9 @@ impl NasEval {
         };
         let history_path = self.history_dir().join(history_name);
         let base = self.checkpoint_base(arch, &settings.schedule);
-        let first_epoch = state.epochs_done;
+        if self.profile.is_some() {
+            net.enable_profiling();
+        }
 
         let mut on_epoch = |net: &Network, state: &TrainState| -> Result<(), Error> {
             write_json_atomic(&history_path, &state.history)?;
@@ -427,26 +460,43 @@ impl NasEval {
             let dir = self.weights_dir();
             std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir, source })?;
         }
+        // The first progress event of this NasEval's life follows its first finished step
+        // (of a fresh network; else the first log interval's last).
+        let created = self.created;
+        let logged = &mut self.first_step_logged;
+        let observer = &mut self.observer;
+        let mut observe = |e: Event<'_>| {
+            if let (false, Event::Progress { step, .. }) = (*logged, &e) {
+                *logged = true;
+                log::info!(
+                    "training step {step} finished {:.2} s after start-up began",
+                    created.elapsed().as_secs_f64()
+                );
+            }
+            observer(e)
+        };
         let outcome = train::fit(
             net,
             &self.data,
             &self.augmenter,
             &settings,
             &mut state,
-            &mut *self.observer,
+            &mut observe,
             &mut on_epoch,
         )?;
 
         let test = train::evaluate_batches(net, self.data.test_batches(self.config.batch_size))?;
+        if let (Some(sum), Some(p)) = (&mut self.profile, net.take_profile()?) {
+            sum.merge(&p);
+        }
         let momentum = if spec.record_momentum {
-            let accs: Vec<f64> = state.history[first_epoch..]
-                .iter()
-                .map(|r| r.val_accuracy)
-                .collect();
+            // Only evaluations record momentum, and their history starts at their first
+            // epoch; a resumed one thus records the epochs of the interrupted process too.
+            let accs: Vec<f64> = state.history.iter().map(|r| r.val_accuracy).collect();
             train::momentum_record(&accs)
                 .into_iter()
                 .enumerate()
-                .map(|(e, (a, m))| (first_epoch + e + 1, [a, m]))
+                .map(|(e, (a, m))| (e + 1, [a, m]))
                 .collect()
         } else {
             BTreeMap::new()

@@ -53,6 +53,10 @@ pub struct RunFlags {
     /// No progress display.
     #[arg(long)]
     quiet: bool,
+    /// Time every kernel launch on the GPU (timestamp queries) and the training steps on
+    /// the host; print time per kernel family on stderr at the end.
+    #[arg(long)]
+    profile: bool,
 }
 
 impl RunFlags {
@@ -162,7 +166,15 @@ fn start(config: EvalConfig, opts: &DeviceOptions, flags: &RunFlags) -> Result<N
     if !flags.quiet {
         ev.set_observer(Progress::default().into_observer());
     }
+    ev.set_profiling(flags.profile);
     Ok(ev)
+}
+
+/// The profile of the runs so far on stderr, when `--profile` asked for it.
+fn print_profile(ev: &NasEval) {
+    if let Some(p) = ev.profile() {
+        eprint!("{p}");
+    }
 }
 
 /// Maps a library error to its exit code.
@@ -248,6 +260,7 @@ pub fn evaluate(opts: &DeviceOptions, args: &EvaluateArgs) -> Result<(), Failure
             Err(e) => return Err(failure(e)),
         }
     }
+    print_profile(&ev);
     if bad > 0 {
         return Err(Failure::bad_input(anyhow::anyhow!(
             "{bad} candidate(s) could not be evaluated"
@@ -268,6 +281,7 @@ pub fn full_train(opts: &DeviceOptions, args: &FullTrainArgs) -> Result<(), Fail
     };
     let mut ev = start(config, opts, &args.run)?;
     let r = ev.fully_train(from).map_err(failure)?;
+    print_profile(&ev);
     let arch = ev
         .last_arch()
         .cloned()
@@ -281,6 +295,7 @@ pub fn momentum(opts: &DeviceOptions, args: &MomentumArgs) -> Result<(), Failure
     let r = ev
         .momentum_training(&args.checkpoint, args.epochs)
         .map_err(failure)?;
+    print_profile(&ev);
     let arch = ev
         .last_arch()
         .cloned()

@@ -81,9 +81,15 @@ impl Launch {
             .write_buffer(&self.params, 0, bytemuck::bytes_of(params));
     }
 
+    /// Whether the launch dispatches nothing (a zero workgroup count), so that
+    /// [`Launch::record`] records nothing.
+    pub fn is_empty(&self) -> bool {
+        self.workgroups.contains(&0)
+    }
+
     /// Records the dispatch into an open compute pass.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        if self.workgroups.contains(&0) {
+        if self.is_empty() {
             return;
         }
         pass.set_pipeline(&self.pipeline);

@@ -8,10 +8,12 @@ mod device;
 mod kernels;
 mod launch;
 mod pool;
+mod profile;
 mod tensor;
 
 pub use device::{AdapterSummary, DeviceOptions, Gpu, GpuError, list_adapters, parse_backend};
 pub use kernels::{Kernel, KernelCache};
 pub use launch::{Launch, Program, WORKGROUP_1D, grid_1d};
 pub use pool::BufferPool;
+pub use profile::{Family, KernelTime, Profile, Profiler};
 pub use tensor::Tensor;

@@ -1,9 +1,10 @@
 //! [`Network`]: the public face of the graph; steps, metrics and state.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use crate::arch::Plan;
-use crate::gpu::{Gpu, Kernel, Program, Tensor};
+use crate::gpu::{Gpu, Profile, Profiler, Program, Tensor};
 use crate::graph::build::Graph;
 use crate::graph::{GraphError, Metrics, NamedArray, OptimizerConfig};
 use crate::ops::optim;
@@ -15,6 +16,9 @@ use crate::ops::optim;
 ///
 /// Smaller batches (the last partial batch of an epoch, validation batches) reuse the same
 /// tensors; their programs are built the first time that size is seen, then cached.
+///
+/// With [`Network::enable_profiling`], steps also time every launch on the GPU and
+/// themselves on the host; [`Network::take_profile`] returns what was measured.
 pub struct Network {
     gpu: Gpu,
     graph: Graph,
@@ -22,6 +26,11 @@ pub struct Network {
     steps: HashMap<(usize, bool), Program>,
     /// SGD on every trainable parameter; independent of the batch size.
     update: Program,
+    /// Set while profiling; `None` costs the steps nothing.
+    profiler: Option<Profiler>,
+    /// While profiling: when the current stretch of training steps was last accounted for
+    /// (the start of the latest training step, or the end of the latest wait).
+    train_clock: Option<Instant>,
 }
 
 /// Paths of checkpoint arrays.
@@ -40,10 +49,11 @@ impl Network {
         seed: u64,
         opt: OptimizerConfig,
     ) -> Result<Self, GraphError> {
-        // Every kernel is compiled now (a no-op after the first network on this device), so
-        // that programs built later for other batch sizes, which may pick other kernel
-        // variants, compile nothing during training.
-        gpu.kernels.warm_up(Kernel::ALL)?;
+        // Only the kernels this plan's programs use are compiled (by building the programs
+        // below): kernel variants depend on the device and the channel counts, not on the
+        // batch size, so the programs of a smaller final batch find their pipelines cached.
+        // Compiling the whole registry up front cost seconds per process on lavapipe.
+        let started = Instant::now();
         let graph = Graph::new(gpu, plan, batch, seed)?;
         let mut update = Program::new();
         for p in &graph.params {
@@ -64,16 +74,60 @@ impl Network {
             graph,
             steps: HashMap::new(),
             update,
+            profiler: None,
+            train_clock: None,
         };
         net.prepare(batch, true)?;
         net.prepare(batch, false)?;
-        log::debug!(
-            "network {}: {} nodes, {} parameter arrays, batch {batch}",
+        log::info!(
+            "network {}: {} nodes, {} parameter arrays, batch {batch}, built with its \
+             pipelines in {:.2} s",
             plan.sha1,
             plan.nodes.len(),
-            net.graph.params.len()
+            net.graph.params.len(),
+            started.elapsed().as_secs_f64()
         );
         Ok(net)
+    }
+
+    /// Starts profiling: from now on every step writes GPU timestamps around each launch
+    /// (where the adapter supports timestamps inside compute passes) and measures its host
+    /// time. Nothing is read back per step; the timestamps are collected when metrics are
+    /// taken and by [`Network::take_profile`]. A no-op when already profiling.
+    pub fn enable_profiling(&mut self) {
+        if self.profiler.is_none() {
+            self.profiler = Some(Profiler::new(&self.gpu));
+        }
+    }
+
+    /// Whether [`Network::enable_profiling`] was called.
+    pub fn is_profiling(&self) -> bool {
+        self.profiler.is_some()
+    }
+
+    /// The profile measured since profiling began or since the last call, or `None` when
+    /// not profiling. Blocks until the GPU has finished the submitted steps.
+    pub fn take_profile(&mut self) -> Result<Option<Profile>, GraphError> {
+        if self.profiler.is_none() {
+            return Ok(None);
+        }
+        self.gpu.wait()?;
+        self.account_train_wall();
+        let Some(p) = &mut self.profiler else {
+            return Ok(None);
+        };
+        Ok(Some(p.take()?))
+    }
+
+    /// After a wait: adds the time since the training clock's last mark to the training
+    /// wall time and restarts the clock, so that the host work before the next training
+    /// step (preparing its batch) counts too.
+    fn account_train_wall(&mut self) {
+        if let (Some(p), Some(t)) = (&mut self.profiler, self.train_clock) {
+            let now = Instant::now();
+            p.add_train_wall((now - t).as_secs_f64());
+            self.train_clock = Some(now);
+        }
     }
 
     /// The plan the network was built from.
@@ -98,8 +152,20 @@ impl Network {
         lr: f32,
         step: u64,
     ) -> Result<(), GraphError> {
+        let started = self.start_train_clock();
         self.upload(images, labels, n, Some((lr, step)))?;
-        self.submit(n, true, true)
+        self.submit(n, true, true, started)
+    }
+
+    /// While profiling, starts the host clock of a training step; returns its start.
+    fn start_train_clock(&mut self) -> Option<Instant> {
+        let p = self.profiler.as_mut()?;
+        let now = Instant::now();
+        if let Some(t) = self.train_clock {
+            p.add_train_wall((now - t).as_secs_f64());
+        }
+        self.train_clock = Some(now);
+        Some(now)
     }
 
     /// Inference-mode forward and loss metrics (moving batch-norm statistics, no dropout)
@@ -110,8 +176,10 @@ impl Network {
         labels: &[u32],
         n: usize,
     ) -> Result<(), GraphError> {
+        // Inference between training steps is not training time.
+        self.train_clock = None;
         self.upload(images, labels, n, None)?;
-        self.submit(n, false, false)
+        self.submit(n, false, false, None)
     }
 
     /// Reads the metrics accumulated since the last call and resets them. Blocks until the
@@ -121,6 +189,14 @@ impl Network {
     pub fn take_metrics(&mut self) -> Result<Metrics, GraphError> {
         let m = self.graph.metrics.read_f32(&self.gpu)?;
         self.graph.metrics.write_f32(&self.gpu, &[0.0; 4]);
+        if self.profiler.is_some() {
+            // The read above waited for every submitted step, so collecting the profile's
+            // timestamps adds one small copy, not a stall.
+            self.account_train_wall();
+            if let Some(p) = &mut self.profiler {
+                p.collect()?;
+            }
+        }
         let count = m[2] as f64;
         let per = |x: f32| if count > 0.0 { x as f64 / count } else { 0.0 };
         Ok(Metrics {
@@ -192,8 +268,9 @@ impl Network {
         n: usize,
         step: u64,
     ) -> Result<(), GraphError> {
+        let started = self.start_train_clock();
         self.upload(images, labels, n, Some((0.0, step)))?;
-        self.submit(n, true, false)
+        self.submit(n, true, false, started)
     }
 
     /// Diagnostic hook: the current gradient of the trainable parameter at `path` (a
@@ -300,7 +377,15 @@ impl Network {
     }
 
     /// Records the step's programs into one encoder and one compute pass and submits.
-    fn submit(&self, n: usize, train: bool, update: bool) -> Result<(), GraphError> {
+    /// While profiling, each launch is timed on the GPU, and a training step that began at
+    /// `started` on the host.
+    fn submit(
+        &mut self,
+        n: usize,
+        train: bool,
+        update: bool,
+        started: Option<Instant>,
+    ) -> Result<(), GraphError> {
         let prog = &self.steps[&(n, train)];
         let mut enc = self
             .gpu
@@ -313,7 +398,18 @@ impl Network {
                 enc.clear_buffer(self.graph.grad(i).buffer(), 0, None);
             }
         }
-        {
+        if let Some(p) = &mut self.profiler {
+            let launches = prog.launches.len() + self.update.launches.len();
+            p.begin_step(launches)?;
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+                p.record(prog, &mut pass);
+                if update {
+                    p.record(&self.update, &mut pass);
+                }
+            }
+            p.end_step(&mut enc, train);
+        } else {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
             prog.record(&mut pass);
             if update {
@@ -321,6 +417,9 @@ impl Network {
             }
         }
         self.gpu.queue.submit([enc.finish()]);
+        if let (Some(p), Some(t)) = (&mut self.profiler, started) {
+            p.add_train_host(t.elapsed().as_secs_f64());
+        }
         Ok(())
     }
 }

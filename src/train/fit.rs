@@ -181,11 +181,14 @@ pub fn fit(
         let mut images = 0usize;
         for (i, batch) in stream.enumerate() {
             lr = settings.schedule.lr(state.step);
+            let first_ever = state.step == 0;
             net.train_step(&batch.images, &batch.labels, batch.n, lr as f32, state.step)?;
             state.step += 1;
             images += batch.n;
             let done = i + 1;
-            if done % log_every == 0 || done == steps {
+            // A fresh network's first step is read back too: early feedback, and a measure
+            // of the time to the first finished step.
+            if done % log_every == 0 || done == steps || first_ever {
                 // The only readback of the step loop: once per logging interval.
                 running.add(&net.take_metrics()?);
                 let elapsed = started.elapsed().as_secs_f64();
@@ -233,14 +236,16 @@ pub fn fit(
             break;
         }
         if let Some((beta, zeta)) = settings.act {
-            let threshold = act_threshold(e, data.classes, beta, zeta);
+            // The epoch over the network's life, not of this call: a resumed evaluation
+            // judges its epochs by the thresholds the uninterrupted run would use.
+            let threshold = act_threshold(record.epoch, data.classes, beta, zeta);
             if e < settings.epochs && record.val_accuracy < threshold {
                 outcome.stopped_early = true;
                 observe(Event::Stopped {
                     reason: format!(
                         "ACT: validation accuracy {:.4} is below the threshold {threshold:.4} \
-                         of epoch {e}",
-                        record.val_accuracy
+                         of epoch {}",
+                        record.val_accuracy, record.epoch
                     ),
                 });
                 break;
