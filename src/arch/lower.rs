@@ -17,6 +17,11 @@ use crate::ops::Padding;
 /// dataset, low enough that no count overflows.
 const MAX_INPUT_DIM: usize = 1 << 16;
 const MAX_CLASSES: usize = 1 << 20;
+/// Largest accepted tensor (per-sample activation or parameter) and parameter total, in
+/// elements: the size of the largest accepted input. Residual cells concatenate their
+/// input, so channels grow with every cell and no per-op bound caps a plan's sizes; this
+/// one keeps every size, sum and product over a plan within a `usize`.
+const MAX_ELEMENTS: u128 = 1 << 48;
 
 /// One candidate entry after name resolution.
 enum Entry<'a> {
@@ -184,6 +189,7 @@ pub fn lower(
         vec![classes],
         params,
     );
+    check_sizes(&b.nodes)?;
 
     Ok(Plan {
         ops: arch.ops().to_vec(),
@@ -192,6 +198,39 @@ pub fn lower(
         classes,
         nodes: b.nodes,
     })
+}
+
+/// Refuses a plan with a tensor or a parameter total over [`MAX_ELEMENTS`], naming the
+/// node where the limit is crossed.
+fn check_sizes(nodes: &[PlanNode]) -> Result<(), ArchError> {
+    let elements = |shape: &[usize]| {
+        let mut n: u128 = 1;
+        for &d in shape {
+            n = n.saturating_mul(d as u128);
+        }
+        n
+    };
+    let mut params: u128 = 0;
+    for n in nodes {
+        let output = elements(&n.shape);
+        for p in &n.params {
+            params = params.saturating_add(elements(&p.shape));
+        }
+        let (what, size) = if output > MAX_ELEMENTS {
+            ("its output", output)
+        } else if params > MAX_ELEMENTS {
+            ("the parameters up to it", params)
+        } else {
+            continue;
+        };
+        return Err(ArchError::BadInput(format!(
+            "the network is too large: at node {:?} {what} holds {size} elements, over \
+             the limit of {MAX_ELEMENTS}. Use fewer or smaller layers (each residual cell \
+             adds its filters to the channels it is given) or a smaller input",
+            n.name
+        )));
+    }
+    Ok(())
 }
 
 fn resolve<'a>(
