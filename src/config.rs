@@ -20,6 +20,8 @@ pub struct EvalConfig {
     pub subset: Option<usize>,
     /// Test on the first N test images only.
     pub test_subset: Option<usize>,
+    /// Resize every image of an image folder to `HxW` (e.g. "32x32").
+    pub resize: Option<String>,
     /// Fraction of the training set held out (from its start) for validation.
     pub validation_split: f64,
     /// Epochs of an evaluation.
@@ -67,6 +69,7 @@ impl Default for EvalConfig {
             data_dir: None,
             subset: None,
             test_subset: None,
+            resize: None,
             validation_split: 0.2,
             epochs: 5,
             full_train_epochs: 50,

@@ -88,7 +88,7 @@ impl NasEval {
         let opts = LoadOptions {
             subset: config.subset,
             test_subset: config.test_subset,
-            ..Default::default()
+            resize: config.resize.as_deref().map(data::parse_resize).transpose()?,
         };
         let ds = data::load(dataset_name, config.data_dir.as_deref(), &opts)?;
         let data = Prepared::new(ds, config.validation_split)?;

@@ -35,6 +35,9 @@ pub struct RunFlags {
     /// Test on the first N test images only.
     #[arg(long, value_name = "N")]
     test_subset: Option<usize>,
+    /// Resize every image of an image folder to HxW (e.g. 32x32).
+    #[arg(long, value_name = "HxW")]
+    resize: Option<String>,
     /// Seed of initialization, data order, augmentation and dropout.
     #[arg(long)]
     seed: Option<u64>,
@@ -84,6 +87,9 @@ impl RunFlags {
         }
         if self.test_subset.is_some() {
             c.test_subset = self.test_subset;
+        }
+        if self.resize.is_some() {
+            c.resize = self.resize.clone();
         }
         if let Some(v) = self.seed {
             c.seed = v;
