@@ -88,7 +88,11 @@ impl NasEval {
         let opts = LoadOptions {
             subset: config.subset,
             test_subset: config.test_subset,
-            resize: config.resize.as_deref().map(data::parse_resize).transpose()?,
+            resize: config
+                .resize
+                .as_deref()
+                .map(data::parse_resize)
+                .transpose()?,
         };
         let ds = data::load(dataset_name, config.data_dir.as_deref(), &opts)?;
         let data = Prepared::new(ds, config.validation_split)?;
