@@ -83,21 +83,25 @@ fn fill(gpu: &Gpu, shape: &[usize], how: Fill, seed: u32) -> Result<Tensor, GpuE
         s
     };
     let unit = |v: u32| v as f32 / u32::MAX as f32;
+    // The device tensor first: it checks the size against the device's limits before the
+    // host fill allocates anything of that size.
+    let t = Tensor::new(gpu, shape)?;
     match how {
-        Fill::Out => Tensor::new(gpu, shape),
+        Fill::Out => {}
         Fill::U32(bound) => {
             let data: Vec<u32> = (0..n).map(|_| next() % bound.max(1)).collect();
-            Tensor::from_u32(gpu, shape, &data)
+            t.write_u32(gpu, &data);
         }
         Fill::Pos => {
             let data: Vec<f32> = (0..n).map(|_| unit(next()).max(1e-3)).collect();
-            Tensor::from_f32(gpu, shape, &data)
+            t.write_f32(gpu, &data);
         }
         Fill::In | Fill::InOut | Fill::Setup => {
             let data: Vec<f32> = (0..n).map(|_| unit(next()) * 2.0 - 1.0).collect();
-            Tensor::from_f32(gpu, shape, &data)
+            t.write_f32(gpu, &data);
         }
     }
+    Ok(t)
 }
 
 /// The cases on one shape: its name, and the FLOPs of its compute-bound kernels.

@@ -147,6 +147,12 @@ impl EvalConfig {
     /// Checks ranges that serde's types do not.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key, value: String, why| Err(ConfigError::Invalid { key, value, why });
+        if self.epochs == 0 {
+            return bad("epochs", "0".into(), "train at least 1 epoch");
+        }
+        if self.full_train_epochs == 0 {
+            return bad("full_train_epochs", "0".into(), "train at least 1 epoch");
+        }
         if self.batch_size == 0 {
             return bad("batch_size", "0".into(), "it must be at least 1");
         }

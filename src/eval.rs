@@ -61,6 +61,8 @@ struct RunSpec {
     act: bool,
     full: bool,
     record_momentum: bool,
+    /// Where the checkpoint goes, when not `<results>/weights/<sha1>[.full].ckpt`.
+    save_to: Option<PathBuf>,
 }
 
 /// HiveNAS's NASEval on a GPU: one dataset, one device, many candidates.
@@ -245,6 +247,12 @@ impl NasEval {
                     path.display(),
                     state.epochs_done
                 );
+            } else {
+                log::warn!(
+                    "not resuming {}: it is finished or was trained with other settings; \
+                     starting over (it will be overwritten)",
+                    path.display()
+                );
             }
         }
         let remaining = self.config.epochs.saturating_sub(state.epochs_done);
@@ -253,6 +261,7 @@ impl NasEval {
             act: true,
             full: false,
             record_momentum: self.config.momentum_epochs > 0,
+            save_to: None,
         };
         let save = self.config.save_weights || self.config.momentum_epochs > 0;
         let result = self.run(
@@ -350,6 +359,7 @@ impl NasEval {
             act: false,
             full: true,
             record_momentum: false,
+            save_to: None,
         };
         let result = self.run(&arch, &mut net, state, spec, horizon, true, started)?;
         self.log_result("full_train", &arch, &result)?;
@@ -363,11 +373,13 @@ impl NasEval {
         let (arch, mut net, state) = self.load_checkpoint(path)?;
         let horizon = state.epochs_done + epochs;
         let full = path.to_string_lossy().ends_with(".full.ckpt");
+        // HiveNAS overwrites the file it was given, wherever it is.
         let spec = RunSpec {
             epochs,
             act: false,
             full,
             record_momentum: false,
+            save_to: Some(path.to_path_buf()),
         };
         let result = self.run(&arch, &mut net, state, spec, horizon, true, started)?;
         self.log_result("momentum", &arch, &result)?;
@@ -440,7 +452,10 @@ impl NasEval {
         };
         let sha1 = arch.sha1();
         let filename = checkpoint::file_name_for_sha1(&sha1, spec.full);
-        let ckpt_path = self.weights_dir().join(&filename);
+        let ckpt_path = spec
+            .save_to
+            .clone()
+            .unwrap_or_else(|| self.weights_dir().join(&filename));
         let history_name = if spec.full {
             format!("{sha1}.full.json")
         } else {
@@ -460,8 +475,13 @@ impl NasEval {
             }
             Ok(())
         };
+        // Both folders now, so that an unwritable results folder fails before training
+        // rather than losing a finished result.
+        let mut dirs = vec![self.history_dir()];
         if save {
-            let dir = self.weights_dir();
+            dirs.extend(ckpt_path.parent().map(Path::to_path_buf));
+        }
+        for dir in dirs {
             std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir, source })?;
         }
         // The first progress event of this NasEval's life follows its first finished step

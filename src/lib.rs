@@ -61,7 +61,7 @@ impl Error {
         match self {
             Error::Arch(_) | Error::Data(_) | Error::Checkpoint(_) | Error::Config(_) => true,
             Error::Mismatch(_) => true,
-            Error::Gpu(gpu::GpuError::TooLarge { .. }) => true,
+            Error::Gpu(gpu::GpuError::TooLarge { .. } | gpu::GpuError::NoMatch { .. }) => true,
             Error::Gpu(_) | Error::Graph(_) | Error::Io { .. } => false,
         }
     }

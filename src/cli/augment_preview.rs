@@ -74,9 +74,16 @@ pub struct Args {
 
 /// Writes the grid and prints one line saying what it holds.
 pub fn run(args: &Args) -> Result<(), Failure> {
-    if args.n == 0 {
+    if args.n == 0 || args.n > 4096 {
         return Err(Failure::bad_input(anyhow::anyhow!(
-            "--n 0: ask for at least one sample"
+            "--n {}: ask for between 1 and 4096 samples",
+            args.n
+        )));
+    }
+    if matches!(args.scale, Some(s) if s == 0 || s > 32) {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "--scale {}: use 1 to 32 pixels per image pixel",
+            args.scale.unwrap_or(0)
         )));
     }
     let config = match &args.augment {
@@ -96,8 +103,10 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let augmenter = prepared.augmenter(&config).map_err(Failure::bad_input)?;
 
     let [h, w, c] = prepared.shape;
-    let mut images = Vec::with_capacity(args.n * h * w * c);
-    for batch in prepared.train_batches(&augmenter, args.n, 0, args.seed) {
+    // No more samples than the training part holds, so nothing is sized past the data.
+    let wanted = args.n.min(prepared.train.len().max(1));
+    let mut images = Vec::with_capacity(wanted * h * w * c);
+    for batch in prepared.train_batches(&augmenter, wanted, 0, args.seed) {
         images.extend_from_slice(&batch.images);
         if images.len() >= args.n * h * w * c {
             break;

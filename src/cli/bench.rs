@@ -23,12 +23,12 @@ pub struct Args {
 }
 
 pub fn run(opts: &DeviceOptions, args: &Args) -> Result<(), Failure> {
-    if args.batch == 0 || args.reps == 0 {
+    if args.batch == 0 || args.batch > 4096 || args.reps == 0 {
         return Err(Failure::bad_input(anyhow::anyhow!(
-            "--batch and --reps must be at least 1"
+            "--batch must be 1 to 4096 and --reps at least 1"
         )));
     }
-    let gpu = Gpu::new(opts)?;
+    let gpu = Gpu::new(opts).map_err(super::gpu_failure)?;
     if !args.json {
         eprintln!("device: {} ({})", gpu.adapter.name, gpu.adapter.backend);
         println!(
@@ -50,7 +50,8 @@ pub fn run(opts: &DeviceOptions, args: &Args) -> Result<(), Failure> {
                 fmt(m.ratio_to_ceiling, 2)
             );
         }
-    })?;
+    })
+    .map_err(super::gpu_failure)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     }

@@ -14,7 +14,7 @@ pub struct Args {
 
 pub fn run(opts: &DeviceOptions, args: &Args) -> Result<(), Failure> {
     let adapters = list_adapters(opts);
-    let gpu = Gpu::new(opts)?;
+    let gpu = Gpu::new(opts).map_err(super::gpu_failure)?;
     let l = &gpu.limits;
     let limits = [
         ("max_buffer_size", l.max_buffer_size),

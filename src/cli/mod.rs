@@ -71,6 +71,15 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
     }
 }
 
+/// A device error and its exit code: a device choice the user can fix is bad input.
+pub fn gpu_failure(e: naseval::gpu::GpuError) -> Failure {
+    use naseval::gpu::GpuError as G;
+    match e {
+        G::NoMatch { .. } | G::UnknownBackend(_) | G::TooLarge { .. } => Failure::bad_input(e),
+        e => Failure::from(e),
+    }
+}
+
 /// Device options from the global flags (which clap already merged with the environment).
 fn device_options(cli: &Cli) -> Result<naseval::gpu::DeviceOptions, Failure> {
     let backends = match &cli.backend {

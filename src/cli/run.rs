@@ -297,6 +297,11 @@ pub fn full_train(opts: &DeviceOptions, args: &FullTrainArgs) -> Result<(), Fail
 
 pub fn momentum(opts: &DeviceOptions, args: &MomentumArgs) -> Result<(), Failure> {
     let config = args.run.config()?;
+    if args.epochs == 0 {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "--epochs 0: train at least 1 epoch"
+        )));
+    }
     let mut ev = start(config, opts, &args.run)?;
     let r = ev
         .momentum_training(&args.checkpoint, args.epochs)

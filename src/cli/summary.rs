@@ -68,11 +68,21 @@ fn input_shape(args: &Args) -> Result<[usize; 3], Failure> {
 
 /// Runs `naseval summary`.
 pub fn run(args: &Args) -> Result<(), Failure> {
-    let input = input_shape(args)?;
-    let config = match &args.config {
-        Some(path) => ArchConfig::from_toml_file(path).map_err(Failure::bad_input)?,
-        None => ArchConfig::default(),
+    // The whole config is read and checked, as the training commands do; its dataset
+    // gives the input shape unless a flag does.
+    let full = match &args.config {
+        Some(path) => {
+            Some(naseval::config::EvalConfig::from_toml_file(path).map_err(Failure::bad_input)?)
+        }
+        None => None,
     };
+    let input = match &full {
+        Some(c) if args.dataset.is_none() && args.input_shape.is_none() => {
+            dataset_shape(&c.dataset).map_or_else(|| input_shape(args), Ok)?
+        }
+        _ => input_shape(args)?,
+    };
+    let config = full.map_or_else(ArchConfig::default, |c| c.arch_config());
     let candidates: Vec<(Option<usize>, Arch)> = match (&args.arch, &args.arch_file) {
         (_, Some(path)) => read_arch_file(path)
             .map_err(Failure::bad_input)?

@@ -13,12 +13,13 @@ const EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff"
 pub fn parse_resize(text: &str) -> Result<(u32, u32), DataError> {
     let bad = || DataError::BadOption {
         what: "--resize".into(),
-        message: format!("{text:?}; expected HxW with both sides > 0, e.g. 32x32"),
+        message: format!("{text:?}; expected HxW with sides from 1 to 4096, e.g. 32x32"),
     };
     let (h, w) = text.split_once(['x', 'X']).ok_or_else(bad)?;
     let h: u32 = h.trim().parse().map_err(|_| bad())?;
     let w: u32 = w.trim().parse().map_err(|_| bad())?;
-    if h == 0 || w == 0 {
+    // Larger sides would size the decoded dataset before any device limit is checked.
+    if h == 0 || w == 0 || h > 4096 || w > 4096 {
         return Err(bad());
     }
     Ok((h, w))

@@ -17,6 +17,17 @@ pub enum GpuError {
         /// A description of the backend/adapter filter in force, or empty.
         filter: String,
     },
+    /// Adapters exist, but none matches `--adapter`.
+    #[error(
+        "no adapter matches --adapter {want:?}; give an index or part of a name from: {}",
+        available.join("; ")
+    )]
+    NoMatch {
+        /// The filter given.
+        want: String,
+        /// The adapters there are, as `[index] name (backend)`.
+        available: Vec<String>,
+    },
     /// The adapter refused to give a device.
     #[error("the adapter {adapter:?} refused to create a device: {source}")]
     RequestDevice {
@@ -188,6 +199,14 @@ impl Gpu {
     pub fn new(opts: &DeviceOptions) -> Result<Self, GpuError> {
         let inst = instance(opts.backends);
         let adapters = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
+        let available: Vec<String> = adapters
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let info = a.get_info();
+                format!("[{i}] {} ({:?})", info.name, info.backend)
+            })
+            .collect();
         let mut candidates: Vec<(usize, wgpu::Adapter)> =
             adapters.into_iter().enumerate().collect();
         if let Some(want) = &opts.adapter {
@@ -199,6 +218,12 @@ impl Gpu {
         }
         candidates.sort_by_key(|(i, a)| (rank(&a.get_info()), *i));
         let Some((index, adapter)) = candidates.into_iter().next() else {
+            if let (Some(want), false) = (&opts.adapter, available.is_empty()) {
+                return Err(GpuError::NoMatch {
+                    want: want.clone(),
+                    available,
+                });
+            }
             let mut filter = String::new();
             if let Some(b) = opts.backends {
                 filter += &format!(" for backends {b:?}");
