@@ -273,7 +273,7 @@ impl NasEval {
             save,
             started,
         )?;
-        self.log_result("evaluate", arch, &result)?;
+        self.log_result("evaluate", arch, &result, self.config.epochs)?;
         Ok(result)
     }
 
@@ -316,17 +316,28 @@ impl NasEval {
 
     /// Appends one line to `evaluations.jsonl` with a single write, so that runs sharing
     /// the folder never interleave within a line.
-    fn log_result(&self, kind: &str, arch: &Arch, result: &EvalResult) -> Result<(), Error> {
+    ///
+    /// `epochs` is what the call was asked to train (the config's `epochs` only for
+    /// evaluations).
+    fn log_result(
+        &self,
+        kind: &str,
+        arch: &Arch,
+        result: &EvalResult,
+        epochs: usize,
+    ) -> Result<(), Error> {
         let path = self.config.results.join(EVALUATIONS);
         let io = |e: std::io::Error| Error::Io {
             path: path.clone(),
             source: e,
         };
+        let mut settings = self.key_settings();
+        settings["epochs"] = epochs.into();
         let line = serde_json::json!({
             "kind": kind,
             "arch": arch.ops(),
             "sha1": arch.sha1(),
-            "settings": self.key_settings(),
+            "settings": settings,
             "result": result,
         });
         let mut text = serde_json::to_string(&line).map_err(|e| io(e.into()))?;
@@ -362,7 +373,7 @@ impl NasEval {
             save_to: None,
         };
         let result = self.run(&arch, &mut net, state, spec, horizon, true, started)?;
-        self.log_result("full_train", &arch, &result)?;
+        self.log_result("full_train", &arch, &result, epochs)?;
         Ok(result)
     }
 
@@ -382,7 +393,7 @@ impl NasEval {
             save_to: Some(path.to_path_buf()),
         };
         let result = self.run(&arch, &mut net, state, spec, horizon, true, started)?;
-        self.log_result("momentum", &arch, &result)?;
+        self.log_result("momentum", &arch, &result, epochs)?;
         Ok(result)
     }
 

@@ -28,6 +28,24 @@ pub fn run(opts: &DeviceOptions, args: &Args) -> Result<(), Failure> {
             "--batch must be 1 to 4096 and --reps at least 1"
         )));
     }
+    if let Some(f) = &args.filter {
+        let cases = bench::cases(args.batch);
+        if !cases
+            .iter()
+            .any(|c| c.kernel.contains(f) || c.shape.contains(f))
+        {
+            let kernels: Vec<&str> = cases
+                .iter()
+                .map(|c| c.kernel)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            return Err(Failure::bad_input(anyhow::anyhow!(
+                "--filter {f:?} matches no kernel or shape; the kernels are: {}",
+                kernels.join(", ")
+            )));
+        }
+    }
     let gpu = Gpu::new(opts).map_err(super::gpu_failure)?;
     if !args.json {
         eprintln!("device: {} ({})", gpu.adapter.name, gpu.adapter.backend);

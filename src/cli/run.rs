@@ -232,18 +232,22 @@ pub fn evaluate(opts: &DeviceOptions, args: &EvaluateArgs) -> Result<(), Failure
     if args.no_save {
         config.save_weights = false;
     }
-    let candidates: Vec<Arch> = match (&args.arch, &args.arch_file) {
-        (Some(a), _) => vec![parse_arch(a)?],
+    // Each candidate with where it came from, for error messages: `FILE:LINE` or itself.
+    let candidates: Vec<(String, Arch)> = match (&args.arch, &args.arch_file) {
+        (Some(a), _) => {
+            let arch = parse_arch(a)?;
+            vec![(arch.to_string(), arch)]
+        }
         (None, Some(f)) => naseval::arch::read_arch_file(f)
             .map_err(Failure::bad_input)?
             .into_iter()
-            .map(|(_, a)| a)
+            .map(|(line, a)| (format!("{}:{line} ({a})", f.display()), a))
             .collect(),
         (None, None) => unreachable!("clap requires ARCH or --arch-file"),
     };
     let mut ev = start(config, opts, &args.run)?;
     let mut bad = 0;
-    for arch in &candidates {
+    for (origin, arch) in &candidates {
         if args.arch_file.is_some() {
             if let Some(done) = ev.existing_result(arch) {
                 if !args.run.quiet {
@@ -260,7 +264,7 @@ pub fn evaluate(opts: &DeviceOptions, args: &EvaluateArgs) -> Result<(), Failure
             Ok(r) => print_result(arch, &r, args.run.json)?,
             // In a batch, a bad candidate is reported and the rest go on.
             Err(e) if candidates.len() > 1 && e.is_bad_input() => {
-                eprintln!("error: {arch}: {e}");
+                eprintln!("error: {origin}: {e}");
                 bad += 1;
             }
             Err(e) => return Err(failure(e)),

@@ -68,6 +68,12 @@ fn input_shape(args: &Args) -> Result<[usize; 3], Failure> {
 
 /// Runs `naseval summary`.
 pub fn run(args: &Args) -> Result<(), Failure> {
+    if args.classes < 2 {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "--classes {} is too few: a classifier needs at least 2",
+            args.classes
+        )));
+    }
     // The whole config is read and checked, as the training commands do; its dataset
     // gives the input shape unless a flag does.
     let full = match &args.config {

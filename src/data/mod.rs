@@ -389,7 +389,10 @@ pub fn load(
     opts: &LoadOptions,
 ) -> Result<Dataset, DataError> {
     if opts.subset == Some(0) {
-        return Err(DataError::option("--subset", "0 images; give at least 2"));
+        return Err(DataError::option(
+            "--subset",
+            "0 images; give at least 5 (the default split validates on one in five)",
+        ));
     }
     if opts.test_subset == Some(0) {
         return Err(DataError::option(

@@ -11,6 +11,10 @@
 /// the epochs already behind the optimizer plus those of this run. HiveNAS reuses the
 /// evaluation's 5 epochs in full training, so over 50 more epochs its rate collapses towards
 /// 1e-8; with this horizon every run, fresh or continued, ends at `final_lr`.
+///
+/// The rate never falls below `final_lr`: the stairs stop at the horizon. Without that
+/// stop, continuing a checkpoint on a smaller training set (fewer steps per stair) than it
+/// was trained on would count far more stairs than epochs and train at a rate near 0.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LrSchedule {
     /// Rate at step 0.
@@ -30,7 +34,7 @@ impl LrSchedule {
             return self.initial_lr;
         }
         let r = (self.final_lr / self.initial_lr).powf(1.0 / self.epochs as f64);
-        let stairs = step / self.steps_per_epoch.max(1);
+        let stairs = (step / self.steps_per_epoch.max(1)).min(self.epochs as u64);
         self.initial_lr * r.powf(stairs as f64)
     }
 }
@@ -103,6 +107,10 @@ mod tests {
         let cont = LrSchedule { epochs: 7, ..s };
         assert!((cont.lr(7 * 390) - 0.01).abs() < 1e-12);
         assert!(cont.lr(5 * 390) > 0.01);
+        // Past the horizon (a continued run counting stairs of a smaller training set),
+        // the rate stays at final_lr.
+        assert!((s.lr(100 * 390) - 0.01).abs() < 1e-12);
+        assert!((s.lr(6 * 390 - 1) - 0.01).abs() < 1e-12);
         let constant = LrSchedule { final_lr: 0.0, ..s };
         assert_eq!(constant.lr(10_000), 0.08);
     }
