@@ -16,7 +16,7 @@ use crate::checkpoint::{self, ModelCheckpoint};
 use crate::config::EvalConfig;
 use crate::data::{self, AugmentConfig, Augmenter, LoadOptions, Prepared};
 use crate::gpu::{DeviceOptions, Gpu, Profile};
-use crate::graph::{NamedArray, Network, OptimizerConfig};
+use crate::graph::{GraphError, NamedArray, Network, OptimizerConfig};
 use crate::train::{self, Event, FitSettings, LrSchedule, TrainState};
 
 /// What an evaluation returns (HiveNAS's result dictionary, plus a few fields of ours).
@@ -179,8 +179,19 @@ impl NasEval {
     /// The plan of `arch` on this dataset, checked against the device's limits.
     pub fn plan(&self, arch: &Arch) -> Result<Plan, Error> {
         let plan = Plan::new(arch, &self.arch_config, self.data.shape, self.data.classes)?;
-        plan.check_memory(self.config.batch_size, self.gpu.max_binding_bytes())?;
+        self.check_memory(&plan)?;
         Ok(plan)
+    }
+
+    /// Refuses a plan whose largest tensor exceeds a binding, or whose whole network would
+    /// not fit in the memory the device has (where that is known).
+    fn check_memory(&self, plan: &Plan) -> Result<(), Error> {
+        let batch = self.config.batch_size;
+        plan.check_memory(batch, self.gpu.max_binding_bytes())?;
+        if let Some((budget, device)) = self.gpu.memory_budget() {
+            plan.check_total_memory(batch, budget, &device)?;
+        }
+        Ok(())
     }
 
     /// Builds `arch` on the device with fresh, Keras-initialized weights.
@@ -415,7 +426,7 @@ impl NasEval {
         arch_config.stems.input = ck.input_stem.clone();
         arch_config.stems.output = ck.output_stem.clone();
         let plan = Plan::new(&arch, &arch_config, self.data.shape, self.data.classes)?;
-        plan.check_memory(self.config.batch_size, self.gpu.max_binding_bytes())?;
+        self.check_memory(&plan)?;
         let mut net = Network::new(
             &self.gpu,
             &plan,
@@ -633,7 +644,15 @@ fn restore(net: &mut Network, ck: &ModelCheckpoint) -> Result<TrainState, Error>
             data: a.data.clone(),
         })
         .collect();
-    net.import_state(&arrays)?;
+    net.import_state(&arrays).map_err(|e| match e {
+        GraphError::UnexpectedState { .. }
+        | GraphError::StateShape { .. }
+        | GraphError::MissingState { .. } => Error::Mismatch(format!(
+            "the checkpoint's arrays do not fit the network of its own op list ({e}); it was \
+             altered or written by something else"
+        )),
+        other => other.into(),
+    })?;
     let history = serde_json::from_value(ck.history.clone()).map_err(|e| {
         Error::Mismatch(format!(
             "the checkpoint's training history is unreadable: {e}"

@@ -579,3 +579,18 @@ fn fuzz_regressions() {
         }
     }
 }
+
+#[test]
+fn a_damaged_version_byte_reads_as_damage_not_as_the_future() {
+    // Version 254 with the header checksum left as it was: a flipped byte, not a file
+    // from a later naseval, so no advice to upgrade.
+    let mut b = to_bytes(&sample_tree()).unwrap();
+    b[8] = 254;
+    let e = read(&b).err().unwrap();
+    let msg = e.to_string();
+    assert!(
+        matches!(e, CheckpointError::Checksum { .. }) && msg.contains("implausible"),
+        "{msg}"
+    );
+    assert!(!msg.contains("upgrade"), "{msg}");
+}

@@ -675,3 +675,42 @@ fn a_training_step_applies_keras_nesterov_sgd_to_the_gradients() {
         assert_close(&format!("{path} velocity"), &got_v, &v, F32_TOL);
     }
 }
+
+#[test]
+fn memory_estimate_bounds_what_a_network_allocates() {
+    // The estimate refuses networks too big for the device before anything is allocated,
+    // so it must not be below what a network really takes, nor wildly above it.
+    let cases: [(&str, [usize; 3], usize); 4] = [
+        ("conv3x3_16bnrelu|max_pool3x3|sep3x3_32", [28, 28, 1], 16),
+        ("sep3x3_32|max_pool3x3|sep5x5_64", [32, 32, 3], 8),
+        (
+            "conv3x3_8|sc_2|dropout|sep3x3_32|avg_pool3x3",
+            [19, 23, 3],
+            5,
+        ),
+        ("resx2reg_32_conv3x3_64bnrelu|conv5x5_16", [16, 16, 3], 7),
+    ];
+    for (text, input, batch) in cases {
+        // A fresh device per case, so its pool holds only this network.
+        let gpu = gpu();
+        let arch = Arch::parse(text).unwrap();
+        let plan = Plan::new(&arch, &ArchConfig::default(), input, 10).unwrap();
+        let opt = OptimizerConfig {
+            momentum: 0.9,
+            nesterov: true,
+        };
+        let net = Network::new(&gpu, &plan, batch, 3, opt).unwrap();
+        let used = gpu.pool.created_bytes() as u128;
+        let estimate = plan.memory_estimate(batch);
+        eprintln!("{text} {input:?} batch {batch}: allocated {used}, estimated {estimate}");
+        assert!(
+            estimate >= used,
+            "{text}: estimate {estimate} < allocated {used}"
+        );
+        assert!(
+            estimate <= 3 * used,
+            "{text}: estimate {estimate} is over 3x what was allocated ({used})"
+        );
+        drop(net);
+    }
+}

@@ -20,6 +20,9 @@ pub mod summary;
 
 use std::fmt;
 
+/// Bytes in a GiB, for messages.
+const GIB: f64 = (1u64 << 30) as f64;
+
 pub use lower::lower;
 pub use parse::{Arch, read_arch_file, sha1_hex};
 pub use plan::{Init, NodeKind, ParamSpec, Plan, PlanNode};
@@ -207,6 +210,25 @@ pub enum ArchError {
         batch: usize,
         /// The device limit.
         limit: u64,
+        /// Largest batch that fits, or how to shrink the model.
+        advice: String,
+    },
+    /// The whole network does not fit in the memory the device has.
+    #[error(
+        "the network needs about {:.2} GiB at batch {batch} (activations, gradients, \
+         parameters), more than the {:.2} GiB of {device}. {advice}",
+        *bytes as f64 / GIB,
+        *budget as f64 / GIB
+    )]
+    TooLargeTotal {
+        /// Estimated bytes at this batch size.
+        bytes: u128,
+        /// The batch size asked for.
+        batch: usize,
+        /// Bytes available.
+        budget: u64,
+        /// What they are, e.g. `system memory free for the CPU adapter "llvmpipe"`.
+        device: String,
         /// Largest batch that fits, or how to shrink the model.
         advice: String,
     },

@@ -162,6 +162,11 @@ pub struct Plan {
 
 /// Bytes per element of every tensor (f32).
 const ELEMENT_BYTES: u128 = 4;
+/// Buffers per activation element in [`Plan::memory_estimate`]: the output, its gradient,
+/// and room for scratch (pooling argmax, batch-norm normalized values, partial sums).
+const ACTIVATION_COPIES: u128 = 3;
+/// Buffers per parameter element: value, gradient, velocity, and reduction scratch.
+const PARAM_COPIES: u128 = 4;
 
 impl Plan {
     /// Lowers a candidate; see [`super::lower`].
@@ -279,6 +284,62 @@ impl Plan {
             bytes,
             batch,
             limit: limit_bytes,
+            advice,
+        })
+    }
+
+    /// An estimate of the memory a network of this plan takes at `batch`, in bytes: every
+    /// activation with its gradient and scratch, every parameter with its gradient and
+    /// velocity. Checked against allocations in tests/graph_network.rs.
+    pub fn memory_estimate(&self, batch: usize) -> u128 {
+        let (per_sample, fixed) = self.memory_terms();
+        per_sample * batch as u128 + fixed
+    }
+
+    /// The bytes per sample and the bytes independent of the batch of
+    /// [`Plan::memory_estimate`].
+    fn memory_terms(&self) -> (u128, u128) {
+        let activations: u128 = self
+            .nodes
+            .iter()
+            .map(|n| n.shape.iter().product::<usize>() as u128)
+            .sum();
+        let params: u128 = self.params().map(|p| p.numel() as u128).sum();
+        (
+            activations * ACTIVATION_COPIES * ELEMENT_BYTES,
+            params * PARAM_COPIES * ELEMENT_BYTES,
+        )
+    }
+
+    /// An error when a network of this plan at `batch` would not fit in `budget` bytes,
+    /// naming both and the largest batch that fits. `device` says what the budget is.
+    pub fn check_total_memory(
+        &self,
+        batch: usize,
+        budget: u64,
+        device: &str,
+    ) -> Result<(), ArchError> {
+        let need = self.memory_estimate(batch);
+        if need <= u128::from(budget) {
+            return Ok(());
+        }
+        let (per_sample, fixed) = self.memory_terms();
+        let fit = u128::from(budget).saturating_sub(fixed) / per_sample.max(1);
+        let advice = if fit == 0 {
+            "Even one image does not fit; use a shorter candidate, fewer filters or a smaller \
+             input"
+                .to_string()
+        } else {
+            format!(
+                "The largest batch that fits is {fit}; use --batch-size {fit} or less, or a \
+                 smaller candidate"
+            )
+        };
+        Err(ArchError::TooLargeTotal {
+            bytes: need,
+            batch,
+            budget,
+            device: device.to_string(),
             advice,
         })
     }

@@ -1,7 +1,7 @@
 //! `naseval evaluate`, `naseval full-train` and `naseval momentum`: training runs with a
 //! Keras-like progress display on stderr and the result on stdout.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -192,7 +192,9 @@ pub fn failure(e: naseval::Error) -> Failure {
     }
 }
 
-fn print_result(arch: &Arch, r: &EvalResult, json: bool) -> Result<(), Failure> {
+/// Prints a result; `checkpoint` is where its checkpoint would be, shown in full when it
+/// exists (the JSON keeps HiveNAS's bare file name).
+fn print_result(arch: &Arch, r: &EvalResult, json: bool, checkpoint: &Path) -> Result<(), Failure> {
     if json {
         println!("{}", serde_json::to_string(r)?);
     } else {
@@ -201,7 +203,11 @@ fn print_result(arch: &Arch, r: &EvalResult, json: bool) -> Result<(), Failure> 
         println!("  test loss:               {:.4}", r.test_loss);
         println!("  epochs:                  {}", r.epochs);
         println!("  trainable params:        {}", r.params);
-        println!("  checkpoint:              {}", r.filename);
+        if checkpoint.is_file() {
+            println!("  checkpoint:              {}", checkpoint.display());
+        } else {
+            println!("  checkpoint:              {} (not saved)", r.filename);
+        }
         if let Some(h) = &r.history {
             println!("  history:                 {}", h.display());
         }
@@ -247,13 +253,26 @@ pub fn evaluate(opts: &DeviceOptions, args: &EvaluateArgs) -> Result<(), Failure
     };
     let mut ev = start(config, opts, &args.run)?;
     let mut bad = 0;
+    // Impossible candidates of a batch are reported before anything trains, not hours in.
+    let mut candidates = candidates;
+    if candidates.len() > 1 {
+        candidates.retain(|(origin, arch)| match ev.plan(arch) {
+            Err(e) if e.is_bad_input() => {
+                eprintln!("error: {origin}: {e}");
+                bad += 1;
+                false
+            }
+            _ => true,
+        });
+    }
     for (origin, arch) in &candidates {
         if args.arch_file.is_some() {
             if let Some(done) = ev.existing_result(arch) {
                 if !args.run.quiet {
                     eprintln!("skipping {arch}: already evaluated with these settings");
                 }
-                print_result(arch, &done, args.run.json)?;
+                let at = ev.weights_dir().join(&done.filename);
+                print_result(arch, &done, args.run.json, &at)?;
                 continue;
             }
         }
@@ -261,7 +280,15 @@ pub fn evaluate(opts: &DeviceOptions, args: &EvaluateArgs) -> Result<(), Failure
             eprintln!("evaluating {arch}");
         }
         match ev.evaluate_with(arch, args.resume) {
-            Ok(r) => print_result(arch, &r, args.run.json)?,
+            Ok(r) => {
+                // With --no-save, a file of that name is an older run's, not this one's.
+                let at = if args.no_save {
+                    PathBuf::new()
+                } else {
+                    ev.weights_dir().join(&r.filename)
+                };
+                print_result(arch, &r, args.run.json, &at)?
+            }
             // In a batch, a bad candidate is reported and the rest go on.
             Err(e) if candidates.len() > 1 && e.is_bad_input() => {
                 eprintln!("error: {origin}: {e}");
@@ -296,7 +323,8 @@ pub fn full_train(opts: &DeviceOptions, args: &FullTrainArgs) -> Result<(), Fail
         .last_arch()
         .cloned()
         .unwrap_or_else(|| Arch::new(Vec::new()));
-    print_result(&arch, &r, args.run.json)
+    let at = ev.weights_dir().join(&r.filename);
+    print_result(&arch, &r, args.run.json, &at)
 }
 
 pub fn momentum(opts: &DeviceOptions, args: &MomentumArgs) -> Result<(), Failure> {
@@ -315,7 +343,7 @@ pub fn momentum(opts: &DeviceOptions, args: &MomentumArgs) -> Result<(), Failure
         .last_arch()
         .cloned()
         .unwrap_or_else(|| Arch::new(Vec::new()));
-    print_result(&arch, &r, args.run.json)
+    print_result(&arch, &r, args.run.json, &args.checkpoint)
 }
 
 /// Draws a bar per epoch like Keras's `fit(verbose=1)`.

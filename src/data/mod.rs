@@ -436,6 +436,16 @@ pub fn load(
         }
     };
 
+    if ds.classes < 2 {
+        return Err(DataError::BadOption {
+            what: "dataset".into(),
+            message: format!(
+                "{} has {} class; a classifier needs at least 2 (an image folder needs one \
+                 sub-folder per class under train/ and test/)",
+                ds.source, ds.classes
+            ),
+        });
+    }
     if opts.resize.is_some() && ds.validation_rule != ValidationRule::PerClassPrefix {
         log::warn!(
             "--resize applies to image folders only; {} is read as is",

@@ -298,6 +298,32 @@ impl Gpu {
             .max_storage_buffer_binding_size
             .min(self.limits.max_buffer_size)
     }
+
+    /// The memory a network may take, where it can be known, and where it is. A CPU
+    /// adapter (lavapipe) allocates from system memory, so a network larger than what is
+    /// available would be killed by the OS rather than refused; nine tenths of Linux's
+    /// MemAvailable is the budget. wgpu does not report a GPU's free memory: `None`.
+    pub fn memory_budget(&self) -> Option<(u64, String)> {
+        if !self.is_cpu {
+            return None;
+        }
+        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let kib: u64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some((
+            kib * 1024 / 10 * 9,
+            format!(
+                "system memory free for the CPU adapter {:?}",
+                self.adapter.name
+            ),
+        ))
+    }
 }
 
 use crate::gpu::Program;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Usage of every pooled buffer: kernels read and write them, the host uploads into them
 /// and reads back from them.
@@ -14,6 +15,7 @@ pub const POOL_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
 pub struct BufferPool {
     device: wgpu::Device,
     free: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
+    created: AtomicU64,
 }
 
 /// Rounds a request up to its size class: powers of two split into quarters, so that at
@@ -30,6 +32,7 @@ impl BufferPool {
         Self {
             device,
             free: Mutex::new(HashMap::new()),
+            created: AtomicU64::new(0),
         }
     }
 
@@ -42,6 +45,7 @@ impl BufferPool {
             return buf;
         }
         drop(free);
+        self.created.fetch_add(class, Ordering::Relaxed);
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("pooled"),
             size: class,
@@ -54,6 +58,12 @@ impl BufferPool {
     pub fn give_back(&self, buf: wgpu::Buffer) {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         free.entry(buf.size()).or_default().push(buf);
+    }
+
+    /// Bytes of every buffer this pool has created (pooled buffers are never destroyed
+    /// while the pool lives, so this is its footprint).
+    pub fn created_bytes(&self) -> u64 {
+        self.created.load(Ordering::Relaxed)
     }
 
     /// Bytes held by free buffers.
