@@ -248,6 +248,16 @@ impl NasEval {
             // A finished evaluation (tested, so it stores test metrics) is not continued,
             // even when ACT stopped it before the planned epochs.
             let unfinished = ck.last_metrics.get("test_accuracy").is_none();
+            if !unfinished && ck.config == self.settings_json() {
+                if let Some(done) = self.existing_result(arch) {
+                    log::warn!(
+                        "{} is a finished evaluation with these settings; its stored result \
+                         stands (evaluate without --resume to train it again)",
+                        path.display()
+                    );
+                    return Ok(done);
+                }
+            }
             if ck.config == self.settings_json()
                 && unfinished
                 && (ck.epochs_trained as usize) < self.config.epochs

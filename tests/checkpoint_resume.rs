@@ -217,4 +217,16 @@ fn killed_after_epoch_1_and_resumed_equals_uninterrupted() {
     };
     assert_eq!(strip(&a.history), strip(&b.history));
     assert_eq!(serde_json::to_value(&h).unwrap(), strip(&a.history));
+
+    // Resuming the now finished evaluation trains nothing: the stored result stands and
+    // neither the checkpoint nor evaluations.jsonl changes.
+    let before = std::fs::read(weights(&killed)).expect("checkpoint");
+    let log = killed.join("evaluations.jsonl");
+    let lines = std::fs::read_to_string(&log).expect("log").lines().count();
+    let again = run(evaluate(&killed, subset, &["--resume"]));
+    assert_eq!(again.fitness.to_bits(), resumed.fitness.to_bits());
+    assert_eq!(again.epochs, resumed.epochs);
+    assert_eq!(std::fs::read(weights(&killed)).expect("checkpoint"), before);
+    let after = std::fs::read_to_string(&log).expect("log").lines().count();
+    assert_eq!(after, lines, "a finished evaluation was logged again");
 }

@@ -84,8 +84,9 @@ pub enum ArchError {
     Empty,
     /// An op name not in the reference space.
     #[error(
-        "unknown op {op:?} at {site}{suggestion}. Known ops: {known}. Fix the name or add \
-         an entry to the [reference_space] table of the config",
+        "unknown op {op:?} at {site}{suggestion}. Known ops: {known}, and sc_N (a skip \
+         connection over the next N ops). Fix the name or add an entry to the \
+         [reference_space] table of the config",
         suggestion = suggestion.as_ref().map(|s| format!(" (did you mean {s:?}?)"))
             .unwrap_or_default(),
         known = known.join(", ")

@@ -63,8 +63,8 @@ pub struct Args {
     /// Training images read (for the statistics and the samples); 0 reads them all.
     #[arg(long, default_value_t = 2000)]
     subset: usize,
-    /// A TOML file of augmentation settings (the keys of `AugmentConfig`); missing keys
-    /// keep HiveNAS's defaults.
+    /// A TOML file of augmentation settings (the keys of `AugmentConfig`, at the top or in
+    /// the [augmentation] table of a whole config); missing keys keep HiveNAS's defaults.
     #[arg(long, value_name = "FILE")]
     augment: Option<PathBuf>,
     /// Pixels per image pixel in the grid (default: enough for tiles of about 96 pixels).
@@ -86,13 +86,32 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             args.scale.unwrap_or(0)
         )));
     }
+    let png = args
+        .out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if !png {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "--out {}: the grid is written as PNG; give a file name ending in .png",
+            args.out.display()
+        )));
+    }
     let config = match &args.augment {
         None => AugmentConfig::default(),
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))
                 .map_err(Failure::bad_input)?;
-            toml::from_str(&text)
+            // Either the settings themselves or a whole config with an [augmentation] table.
+            let table: toml::Table = toml::from_str(&text)
+                .with_context(|| format!("{}: not TOML", path.display()))
+                .map_err(Failure::bad_input)?;
+            let settings = match table.get("augmentation") {
+                Some(toml::Value::Table(t)) => t.clone(),
+                _ => table,
+            };
+            settings
+                .try_into()
                 .with_context(|| format!("{}: invalid augmentation settings", path.display()))
                 .map_err(Failure::bad_input)?
         }

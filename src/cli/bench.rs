@@ -23,9 +23,15 @@ pub struct Args {
 }
 
 pub fn run(opts: &DeviceOptions, args: &Args) -> Result<(), Failure> {
-    if args.batch == 0 || args.batch > 4096 || args.reps == 0 {
+    if args.batch == 0 || args.batch > 4096 {
         return Err(Failure::bad_input(anyhow::anyhow!(
-            "--batch must be 1 to 4096 and --reps at least 1"
+            "--batch {}: use 1 to 4096",
+            args.batch
+        )));
+    }
+    if args.reps == 0 {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "--reps 0: time each case at least once"
         )));
     }
     if let Some(f) = &args.filter {
