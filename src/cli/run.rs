@@ -19,8 +19,8 @@ pub struct RunFlags {
     /// TOML config (HiveNAS's settings, reference space, stems); flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// mnist (built in), fashion_mnist or cifar10; or none with --data-dir for an image
-    /// folder (DIR/train/<class>/*, DIR/test/<class>/*).
+    /// mnist (built in), fashion_mnist or cifar10. Leave it out and give only --data-dir
+    /// for an image folder (DIR/train/<class>/*, DIR/test/<class>/*).
     #[arg(long)]
     dataset: Option<String>,
     /// Folder holding the dataset's files.
