@@ -42,6 +42,13 @@ pub struct Case {
     build: Builder,
 }
 
+impl Case {
+    /// Whether `--filter` text selects this case: part of its kernel name or its shape.
+    pub fn matches(&self, filter: &str) -> bool {
+        self.kernel.contains(filter) || self.shape.contains(filter)
+    }
+}
+
 /// Creates a case's tensors and program on a device.
 type Builder = Box<dyn Fn(&Gpu) -> Result<Built, GpuError>>;
 
@@ -598,7 +605,7 @@ pub fn run(
     };
     push(&ceiling, ceiling_ms, &mut out);
     for case in cases(batch) {
-        let wanted = filter.is_none_or(|f| case.kernel.contains(f) || case.shape.contains(f));
+        let wanted = filter.is_none_or(|f| case.matches(f));
         if wanted {
             let ms = time_case(gpu, &case, reps)?;
             push(&case, ms, &mut out);

@@ -234,21 +234,16 @@ impl NasEval {
     pub fn evaluate_with(&mut self, arch: &Arch, resume: bool) -> Result<EvalResult, Error> {
         let started = Instant::now();
         let plan = self.plan(arch)?;
-        let mut net = Network::new(
-            &self.gpu,
-            &plan,
-            self.config.batch_size,
-            self.config.seed,
-            self.opt(),
-        )?;
-        let mut state = TrainState::default();
         let path = self.weights_dir().join(self.weights_filename(arch));
+        // The checkpoint is judged before a network is built: a finished evaluation needs
+        // none. A finished one (tested, so it stores test metrics) is never continued, even
+        // when ACT stopped it before the planned epochs.
+        let mut resume_from = None;
         if resume && path.exists() {
             let ck = ModelCheckpoint::load(&path)?;
-            // A finished evaluation (tested, so it stores test metrics) is not continued,
-            // even when ACT stopped it before the planned epochs.
-            let unfinished = ck.last_metrics.get("test_accuracy").is_none();
-            if !unfinished && ck.config == self.settings_json() {
+            let same = ck.config == self.settings_json();
+            let finished = ck.last_metrics.get("test_accuracy").is_some();
+            if same && finished {
                 if let Some(done) = self.existing_result(arch) {
                     log::warn!(
                         "{} is a finished evaluation with these settings; its stored result \
@@ -258,16 +253,8 @@ impl NasEval {
                     return Ok(done);
                 }
             }
-            if ck.config == self.settings_json()
-                && unfinished
-                && (ck.epochs_trained as usize) < self.config.epochs
-            {
-                state = restore(&mut net, &ck)?;
-                log::info!(
-                    "resuming {} after epoch {}",
-                    path.display(),
-                    state.epochs_done
-                );
+            if same && !finished && (ck.epochs_trained as usize) < self.config.epochs {
+                resume_from = Some(ck);
             } else {
                 log::warn!(
                     "not resuming {}: it is finished or was trained with other settings; \
@@ -275,6 +262,22 @@ impl NasEval {
                     path.display()
                 );
             }
+        }
+        let mut net = Network::new(
+            &self.gpu,
+            &plan,
+            self.config.batch_size,
+            self.config.seed,
+            self.opt(),
+        )?;
+        let mut state = TrainState::default();
+        if let Some(ck) = resume_from {
+            state = restore(&mut net, &ck)?;
+            log::info!(
+                "resuming {} after epoch {}",
+                path.display(),
+                state.epochs_done
+            );
         }
         let remaining = self.config.epochs.saturating_sub(state.epochs_done);
         let spec = RunSpec {

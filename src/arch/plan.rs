@@ -319,11 +319,11 @@ impl Plan {
         budget: u64,
         device: &str,
     ) -> Result<(), ArchError> {
-        let need = self.memory_estimate(batch);
+        let (per_sample, fixed) = self.memory_terms();
+        let need = per_sample * batch as u128 + fixed;
         if need <= u128::from(budget) {
             return Ok(());
         }
-        let (per_sample, fixed) = self.memory_terms();
         let fit = u128::from(budget).saturating_sub(fixed) / per_sample.max(1);
         let advice = if fit == 0 {
             "Even one image does not fit; use a shorter candidate, fewer filters or a smaller \

@@ -36,10 +36,7 @@ pub fn run(opts: &DeviceOptions, args: &Args) -> Result<(), Failure> {
     }
     if let Some(f) = &args.filter {
         let cases = bench::cases(args.batch);
-        if !cases
-            .iter()
-            .any(|c| c.kernel.contains(f) || c.shape.contains(f))
-        {
+        if !cases.iter().any(|c| c.matches(f)) {
             let kernels: Vec<&str> = cases
                 .iter()
                 .map(|c| c.kernel)

@@ -239,7 +239,7 @@ pub fn evaluate(opts: &DeviceOptions, args: &EvaluateArgs) -> Result<(), Failure
         config.save_weights = false;
     }
     // Each candidate with where it came from, for error messages: `FILE:LINE` or itself.
-    let candidates: Vec<(String, Arch)> = match (&args.arch, &args.arch_file) {
+    let mut candidates: Vec<(String, Arch)> = match (&args.arch, &args.arch_file) {
         (Some(a), _) => {
             let arch = parse_arch(a)?;
             vec![(arch.to_string(), arch)]
@@ -253,9 +253,9 @@ pub fn evaluate(opts: &DeviceOptions, args: &EvaluateArgs) -> Result<(), Failure
     };
     let mut ev = start(config, opts, &args.run)?;
     let mut bad = 0;
+    let batch = candidates.len() > 1;
     // Impossible candidates of a batch are reported before anything trains, not hours in.
-    let mut candidates = candidates;
-    if candidates.len() > 1 {
+    if batch {
         candidates.retain(|(origin, arch)| match ev.plan(arch) {
             Err(e) if e.is_bad_input() => {
                 eprintln!("error: {origin}: {e}");
@@ -276,7 +276,7 @@ pub fn evaluate(opts: &DeviceOptions, args: &EvaluateArgs) -> Result<(), Failure
                 continue;
             }
         }
-        if !args.run.quiet && candidates.len() > 1 {
+        if !args.run.quiet && batch {
             eprintln!("evaluating {arch}");
         }
         match ev.evaluate_with(arch, args.resume) {
@@ -290,7 +290,7 @@ pub fn evaluate(opts: &DeviceOptions, args: &EvaluateArgs) -> Result<(), Failure
                 print_result(arch, &r, args.run.json, &at)?
             }
             // In a batch, a bad candidate is reported and the rest go on.
-            Err(e) if candidates.len() > 1 && e.is_bad_input() => {
+            Err(e) if batch && e.is_bad_input() => {
                 eprintln!("error: {origin}: {e}");
                 bad += 1;
             }
